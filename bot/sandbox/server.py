@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 
@@ -141,12 +141,20 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
                     content_type="application/json; charset=utf-8")
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """Keeps the sandbox from printing a line per request into test and demo output."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class RunningServer:
     """A sandbox app served on 127.0.0.1 in a daemon thread; a context manager."""
 
     def __init__(self, app: SandboxApp, port: int = 0):
         self.app = app
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
+        self._server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True,
+                                                        request_handler=_QuietHandler)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         app.base_url = self.url
