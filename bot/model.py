@@ -90,7 +90,7 @@ class Ticket:
     requester_email: str | None = None
     organization_id: int | None = None
     organization: str | None = None
-    custom: Mapping[str, Any] = EMPTY
+    custom: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     first_responded_at: datetime | None = None
     last_agent_update_at: datetime | None = None
     last_customer_update_at: datetime | None = None
@@ -98,7 +98,7 @@ class Ticket:
     status_changed_at: datetime | None = None
     solved_at: datetime | None = None
     sla: SlaDeadlines = field(default_factory=SlaDeadlines)
-    raw: Mapping[str, Any] = EMPTY
+    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
     @property
     def key(self) -> str:
@@ -221,8 +221,8 @@ class Plan:
     """
 
     matches: tuple[RuleMatch, ...] = ()
-    memory: Mapping[tuple[str, str], Firing] = EMPTY
-    next_check_at: Mapping[str, datetime] = EMPTY
+    memory: Mapping[tuple[str, str], Firing] = field(default_factory=lambda: EMPTY)
+    next_check_at: Mapping[str, datetime] = field(default_factory=lambda: EMPTY)
     held: tuple[str, ...] = ()
 
     @property
