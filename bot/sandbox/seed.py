@@ -324,8 +324,8 @@ def _add_agents(queue: Queue, rng: random.Random, per_group: int) -> None:
             queue.agents.append(SeedAgent(id=next_id, name=name, email=email, group_ids=[group.id]))
     # Escalations is staffed by senior agents from the other teams, as in real desks.
     escalations = queue.groups[-1].id
-    for agent in queue.agents[:len(queue.groups) - 1]:
-        agent.group_ids.append(escalations)
+    for index in range(len(queue.groups) - 1):
+        queue.agents[index * per_group].group_ids.append(escalations)
     queue.agents[1].available = False  # someone is always on holiday
     queue.agents[-1].active = False  # and someone left
 

@@ -105,3 +105,10 @@ def test_a_hand_written_file_may_omit_optional_keys():
 def test_a_typo_in_a_file_is_reported_with_the_known_fields():
     with pytest.raises(ValueError, match=r"SeedGroup has no field\(s\) \['nmae'\]"):
         seed.Queue.from_json('{"groups": [{"id": 1, "nmae": "Billing"}]}')
+
+
+def test_escalations_is_staffed_by_one_senior_from_each_team_plus_its_own():
+    queue = seed.generate(now=NOW)
+    escalations = queue.group_named("Escalations")
+    home_groups = {a.group_ids[0] for a in queue.members(escalations.id)}
+    assert home_groups == {g.id for g in queue.groups}
