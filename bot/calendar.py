@@ -1,0 +1,322 @@
+"""Business-hours calendars: when a team works, and exact arithmetic in business time.
+
+A `Calendar` is a time zone, working hours per weekday and holidays. Shifts are
+wall-clock times on the date they start (split shifts such as 09:00-12:30 and
+13:30-18:00, overnight shifts such as 22:00-06:00, whole days as 00:00-24:00).
+Each shift is turned into a UTC interval per date, so clock changes are exact:
+a 09:00-17:00 day is 8 hours on the day the clocks change, and a 22:00-06:00
+shift across the spring-forward jump really lasts 7 hours. A wall time the
+clocks skip means the instant they jump; a wall time that happens twice means
+its first occurrence.
+
+A holiday (from the `holidays` package by country and subdivision, or an
+explicit date) cancels every shift that starts on that date; an overnight shift
+from the evening before still runs into it.
+
+Arithmetic walks whole working intervals, never minutes: adding 30 business
+days costs about 40 steps. Every datetime in or out is tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holidays_package
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_LONG_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DAY = 1440  # minutes
+WEEK = 7 * DAY
+ZERO = timedelta(0)
+_SHIFT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_MAX_SCAN_DAYS = 3700  # ten years: a calendar with no change for longer is a definition error
+_CACHE_DAYS = 4096
+
+
+class CalendarError(ValueError):
+    """A calendar that cannot be built or used; the message says what to fix."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Shift:
+    """One working period in minutes after local midnight of its start day; past 1440 means next day."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.start < DAY and self.start < self.end <= self.start + DAY):
+            raise CalendarError(f"shift minutes {self.start}-{self.end} are out of range")
+
+    @classmethod
+    def parse(cls, text: object) -> Shift:
+        """Read `09:00-17:00`, `22:00-06:00` (overnight) or `00:00-24:00` (whole day)."""
+        if isinstance(text, Shift):
+            return text
+        match = _SHIFT.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise CalendarError(f"{text!r} is not a shift (write HH:MM-HH:MM: 09:00-17:00, 22:00-06:00)")
+        start_h, start_m, end_h, end_m = (int(g) for g in match.groups())
+        if start_h > 23 or start_m > 59 or end_m > 59 or end_h > 24 or (end_h == 24 and end_m):
+            raise CalendarError(f"{text!r} has an impossible time (hours 00-23, minutes 00-59, or end 24:00)")
+        start, end = start_h * 60 + start_m, end_h * 60 + end_m
+        if start == end:
+            raise CalendarError(f"{text!r} starts and ends at the same time (00:00-24:00 is a whole day)")
+        if end < start:
+            end += DAY  # overnight: ends the next day
+        return cls(start, end)
+
+    def __str__(self) -> str:
+        end = self.end if self.end <= DAY else self.end - DAY
+        return f"{self.start // 60:02d}:{self.start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
+
+
+def parse_weekday(name: object) -> int:
+    """Monday=0 ... Sunday=6 from `mon`, `monday`, `Mon` or an int."""
+    if isinstance(name, int) and not isinstance(name, bool) and 0 <= name <= 6:
+        return name
+    key = str(name).strip().lower()
+    for index, short in enumerate(WEEKDAYS):
+        if key in (short, _LONG_NAMES[index]):
+            return index
+    raise CalendarError(f"{name!r} is not a weekday (use mon, tue, wed, thu, fri, sat, sun)")
+
+
+def load_zone(name: str) -> ZoneInfo:
+    """The IANA time zone by name, or a CalendarError naming the closest valid ones."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        import difflib
+        import zoneinfo
+
+        close = difflib.get_close_matches(str(name), sorted(zoneinfo.available_timezones()), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (use an IANA name such as Europe/London)"
+        raise CalendarError(f"unknown time zone {name!r}{hint}")
+
+
+def check_holiday_region(country: str, subdivision: str | None = None) -> None:
+    """Fail with a helpful CalendarError unless the `holidays` package knows this country/subdivision."""
+    supported = holidays_package.list_supported_countries()
+    if country not in supported:
+        raise CalendarError(f"no holidays known for country {country!r} (use an ISO 3166 code: GB, US, DE)")
+    if subdivision is not None:
+        try:
+            holidays_package.country_holidays(country, subdiv=subdivision, years=2000)
+        except NotImplementedError:
+            names = ", ".join(supported[country]) or "none"
+            raise CalendarError(f"{country} has no subdivision {subdivision!r} (known: {names})")
+
+
+class Calendar:
+    """A named working schedule in one time zone; answers business-time questions exactly."""
+
+    def __init__(
+        self,
+        name: str,
+        timezone: str | ZoneInfo = "UTC",
+        hours: Mapping[str | int, Iterable[str | Shift]] | None = None,
+        *,
+        country: str | None = None,
+        subdivision: str | None = None,
+        dates: Iterable[date] = (),
+    ) -> None:
+        self.name = name
+        self.timezone = timezone if isinstance(timezone, ZoneInfo) else load_zone(timezone)
+        week: list[list[Shift]] = [[] for _ in WEEKDAYS]
+        if hours is None:
+            week = [[Shift(0, DAY)] for _ in WEEKDAYS]
+        else:
+            for day, shifts in hours.items():
+                week[parse_weekday(day)].extend(Shift.parse(s) for s in shifts)
+        self.week: tuple[tuple[Shift, ...], ...] = tuple(tuple(sorted(day)) for day in week)
+        if not any(self.week):
+            raise CalendarError(f"calendar {name!r} has no working hours at all")
+        if subdivision is not None and country is None:
+            raise CalendarError(f"calendar {name!r} names a holiday subdivision but no country")
+        if country is not None:
+            check_holiday_region(country, subdivision)
+        self.country, self.subdivision = country, subdivision
+        self.dates = frozenset(dates)
+        self.always_open = not self.dates and country is None and _covers_week(self.week)
+        self._holiday_years: dict[int, frozenset[date]] = {}
+        self._day_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"Calendar({self.name!r}, {self.timezone.key!r})"
+
+    @property
+    def hours(self) -> dict[str, tuple[Shift, ...]]:
+        """Working shifts per weekday name (days off are absent)."""
+        return {WEEKDAYS[i]: shifts for i, shifts in enumerate(self.week) if shifts}
+
+    # -- questions ---------------------------------------------------------
+
+    def is_holiday(self, day: date) -> bool:
+        """True when `day` (a local date) is a holiday of this calendar."""
+        if day in self.dates:
+            return True
+        if self.country is None:
+            return False
+        years = self._holiday_years
+        if day.year not in years:
+            found = holidays_package.country_holidays(self.country, subdiv=self.subdivision, years=day.year)
+            years[day.year] = frozenset(found.keys())
+        return day in years[day.year]
+
+    def is_open(self, at: datetime) -> bool:
+        """True when `at` falls inside working hours."""
+        at = _utc(at)
+        if self.always_open:
+            return True
+        start, _ = next(self._intervals(at))
+        return start <= at
+
+    def next_open(self, at: datetime) -> datetime:
+        """`at` itself when open, else the instant work next starts."""
+        at = _utc(at)
+        if self.always_open:
+            return at
+        start, _ = next(self._intervals(at))
+        return max(start, at)
+
+    def next_change(self, at: datetime) -> datetime | None:
+        """The first instant after `at` at which open/closed flips; None for a calendar that never closes."""
+        at = _utc(at)
+        if self.always_open:
+            return None
+        start, end = next(self._intervals(at))
+        return end if start <= at else start
+
+    def intervals(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The working intervals inside [start, end), clipped, in order, adjacent shifts merged."""
+        start, end = _utc(start), _utc(end)
+        if start >= end:
+            return
+        if self.always_open:
+            yield start, end
+            return
+        for open_at, close_at in self._intervals(start):
+            if open_at >= end:
+                return
+            yield max(open_at, start), min(close_at, end)
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """Business time in [start, end); negative when `end` is before `start`."""
+        start, end = _utc(start), _utc(end)
+        if end < start:
+            return -self.between(end, start)
+        return sum((b - a for a, b in self.intervals(start, end)), ZERO)
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """The earliest instant at which `duration` of business time has passed since `start`."""
+        start = _utc(start)
+        if duration < ZERO:
+            raise ValueError(f"cannot add a negative business duration ({duration})")
+        if duration == ZERO:
+            return start
+        if self.always_open:
+            return start + duration
+        left = duration
+        for open_at, close_at in self._intervals(start):
+            open_at = max(open_at, start)
+            if left <= close_at - open_at:
+                return open_at + left
+            left -= close_at - open_at
+        raise AssertionError("unreachable: _intervals never ends")  # pragma: no cover
+
+    # -- machinery ---------------------------------------------------------
+
+    def _intervals(self, at: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Merged working intervals that end after `at`, in order, forever."""
+        day = at.astimezone(self.timezone).date() - timedelta(days=1)
+        current: list[datetime] | None = None
+        last_progress = day
+        while True:
+            for open_at, close_at in self._day_intervals(day):
+                if current is not None and open_at <= current[1]:
+                    current[1] = max(current[1], close_at)
+                    continue
+                if current is not None and current[1] > at:
+                    yield current[0], current[1]
+                    last_progress = day
+                current = [open_at, close_at]
+            next_midnight = self._instant(day + timedelta(days=1), 0)
+            if current is not None and at < current[1] < next_midnight:
+                yield current[0], current[1]  # nothing starting on a later day can touch it
+                last_progress = day
+                current = None
+            day += timedelta(days=1)
+            if (day - last_progress).days > _MAX_SCAN_DAYS:
+                raise CalendarError(f"calendar {self.name!r} does not change between open and closed for "
+                                    f"ten years after {at.isoformat()}; check its hours and holidays")
+
+    def _day_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """UTC intervals of the shifts starting on local `day` (empty on holidays), cached."""
+        cached = self._day_cache.get(day)
+        if cached is not None:
+            return cached
+        shifts = () if self.is_holiday(day) else self.week[day.weekday()]
+        found = []
+        for shift in shifts:
+            open_at, close_at = self._instant(day, shift.start), self._instant(day, shift.end)
+            if close_at > open_at:  # a shift wholly inside a skipped hour is empty
+                found.append((open_at, close_at))
+        result = tuple(found)
+        if len(self._day_cache) >= _CACHE_DAYS:
+            self._day_cache.clear()
+        self._day_cache[day] = result
+        return result
+
+    def _instant(self, day: date, minutes: int) -> datetime:
+        """The first instant at which the local clock reads `day` + `minutes` (or later)."""
+        naive = datetime(day.year, day.month, day.day) + timedelta(minutes=minutes)
+        first = naive.replace(tzinfo=self.timezone).astimezone(UTC)  # fold=0: first occurrence
+        if first.astimezone(self.timezone).replace(tzinfo=None) == naive:
+            return first
+        # `naive` falls in a gap (clocks jump forward): the answer is the jump itself.
+        low = naive.replace(tzinfo=self.timezone, fold=1).astimezone(UTC)  # before the jump
+        before = low.astimezone(self.timezone).utcoffset()
+        low_s, high_s = int(low.timestamp()), int(first.timestamp())
+        while high_s - low_s > 1:
+            middle = (low_s + high_s) // 2
+            if datetime.fromtimestamp(middle, self.timezone).utcoffset() == before:
+                low_s = middle
+            else:
+                high_s = middle
+        return datetime.fromtimestamp(high_s, UTC)
+
+
+def _covers_week(week: tuple[tuple[Shift, ...], ...]) -> bool:
+    """True when the shifts leave no minute of the week uncovered (a 24x7 schedule)."""
+    spans = sorted((d * DAY + s.start, d * DAY + s.end) for d, shifts in enumerate(week) for s in shifts)
+    spans += [(start + WEEK, end + WEEK) for start, end in spans]  # Sunday night runs into Monday
+    reach = DAY  # any full week window will do; this one sees Sunday's overnight shift wrap
+    for start, end in spans:
+        if end <= reach:
+            continue
+        if start > reach:
+            return False
+        reach = end
+        if reach >= WEEK + DAY:
+            return True
+    return False
+
+
+def _utc(at: datetime) -> datetime:
+    """`at` in UTC; naive datetimes are refused because their meaning is a guess."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{at.isoformat()} has no time zone; pass tz-aware UTC datetimes")
+    return at.astimezone(UTC)
+
+
+_ALWAYS = Calendar("24x7")
+
+
+def always() -> Calendar:
+    """The built-in 24x7 calendar: always open, no holidays."""
+    return _ALWAYS
