@@ -1,0 +1,118 @@
+"""JSON forms of tickets and times, so the mirror survives restarts without API calls.
+
+Times are stored as fixed-width UTC strings (`2024-06-10T12:00:00.000000Z`),
+so SQL compares them correctly as text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.model import Priority, SlaDeadlines, Status, Ticket
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_TIME_FIELDS = {
+    "created_at", "updated_at", "first_responded_at", "last_agent_update_at", "last_customer_update_at",
+    "assigned_at", "status_changed_at", "solved_at",
+}
+
+
+def to_text(when: datetime | None) -> str | None:
+    """A tz-aware time as sortable UTC text (naive times are taken as UTC)."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def from_text(text: str | None) -> datetime | None:
+    """The inverse of `to_text`; also accepts other ISO forms."""
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of nested payload values (sets become sorted lists, times text)."""
+    if isinstance(value, datetime):
+        return to_text(value)
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of any payload deskbot stores."""
+    return json.dumps(_plain(value), separators=(",", ":"), sort_keys=True, default=str)
+
+
+def ticket_to_dict(ticket: Ticket) -> dict[str, Any]:
+    """Every field of a ticket, JSON-safe."""
+    out: dict[str, Any] = {}
+    for f in fields(Ticket):
+        value = getattr(ticket, f.name)
+        if f.name == "sla":
+            out["sla"] = {s.name: to_text(getattr(value, s.name)) for s in fields(SlaDeadlines)}
+        elif f.name in _TIME_FIELDS:
+            out[f.name] = to_text(value)
+        elif f.name == "tags":
+            out["tags"] = sorted(value)
+        elif f.name in ("status", "priority"):
+            out[f.name] = value.value
+        else:
+            out[f.name] = _plain(value)
+    return out
+
+
+def ticket_from_dict(data: dict[str, Any]) -> Ticket:
+    """Rebuild a ticket; unknown keys (from a newer version) are ignored."""
+    known = {f.name for f in fields(Ticket)}
+    kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+    for name in _TIME_FIELDS & kwargs.keys():
+        kwargs[name] = from_text(kwargs[name])
+    if "sla" in kwargs:
+        sla = kwargs["sla"] or {}
+        kwargs["sla"] = SlaDeadlines(**{k: from_text(v) for k, v in sla.items()
+                                        if k in {s.name for s in fields(SlaDeadlines)}})
+    if "status" in kwargs:
+        kwargs["status"] = Status(kwargs["status"])
+    if "priority" in kwargs:
+        kwargs["priority"] = Priority(kwargs["priority"])
+    kwargs["tags"] = frozenset(kwargs.get("tags") or ())
+    kwargs["custom"] = dict(kwargs.get("custom") or {})
+    kwargs["raw"] = dict(kwargs.get("raw") or {})
+    return Ticket(**kwargs)
+
+
+def ticket_to_json(ticket: Ticket) -> str:
+    """A ticket as compact JSON."""
+    return json.dumps(ticket_to_dict(ticket), separators=(",", ":"), default=str)
+
+
+def ticket_from_json(text: str) -> Ticket:
+    """A ticket from `ticket_to_json` output."""
+    return ticket_from_dict(json.loads(text))
+
+
+def seen_fields(ticket: Ticket) -> dict[str, Any]:
+    """The fields of a ticket the executor compares to spot a human's change after evaluation."""
+    return {
+        "status": ticket.status.value,
+        "priority": ticket.priority.value,
+        "assignee_id": ticket.assignee_id,
+        "group_id": ticket.group_id,
+        "tags": sorted(ticket.tags),
+        "updated_at": to_text(ticket.updated_at),
+    }
