@@ -1,0 +1,161 @@
+"""The `deskbot` command line: check, schema, explain and test rules; the runtime adds run, demo, status, audit."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from bot.config import DEFAULT_PATH, Config, load_config
+from bot.errors import ConfigError
+from bot.rules.conditions import Verdict
+from bot.rules.engine import RuleExplanation, explain
+from bot.rules.schema import json_schema
+from bot.rules.templates import format_value
+from bot.rules.testing import CaseError, parse_time, run_file, ticket_from_dict
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PATH,
+    show_default=True, help="The rules file.",
+)
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        for line in error.problems:
+            click.echo(line, err=True)
+        count = len(error.problems)
+        click.echo(f"{path}: {count} problem{'s' if count != 1 else ''}; nothing was loaded", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="deskbot")
+def cli() -> None:
+    """deskbot watches a Zendesk or Freshdesk queue: routes tickets, catches SLA breaches, alerts in Slack."""
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+def check(path: Path | None, config_path: Path) -> None:
+    """Validate a rules file: every problem with file:line:col, or a one-line summary."""
+    config = _load(path or config_path)
+    click.echo(config.summary())
+
+
+@cli.command()
+def schema() -> None:
+    """Print the rules file's JSON Schema (for yaml-language-server and editors)."""
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+@cli.command("explain")
+@click.argument("ticket")
+@config_option
+@click.option("--now", "now_text", help="Evaluate at this time (ISO 8601); default: now.")
+def explain_command(ticket: str, config_path: Path, now_text: str | None) -> None:
+    """Show, rule by rule, every condition with the ticket's actual value and whether it held.
+
+    TICKET is a JSON file with the ticket's fields (as in rule test files), or a
+    ticket id read from the helpdesk through its connector.
+    """
+    config = _load(config_path)
+    now = parse_time(now_text, datetime.now(UTC)) if now_text else datetime.now(UTC)
+    loaded = _ticket_from_argument(ticket, now)
+    console = Console(highlight=False)
+    console.print(f"[bold]{escape(loaded.key)}[/] {escape(loaded.subject)!s}  at {now.isoformat()}")
+    for item in explain(loaded, now, config):
+        console.print(_explanation_tree(item))
+
+
+def _ticket_from_argument(argument: str, now: datetime):
+    path = Path(argument)
+    if path.suffix == ".json" or path.exists():
+        try:
+            return ticket_from_dict(json.loads(path.read_text(encoding="utf-8")), now)
+        except (OSError, json.JSONDecodeError, CaseError, ValueError) as error:
+            raise click.ClickException(f"{argument}: {error}") from None
+    if argument.isdigit():
+        from bot.connectors.lookup import read_ticket  # the connector is needed only for ids
+
+        return read_ticket(int(argument))
+    raise click.ClickException(f"{argument}: not a JSON file and not a ticket id")
+
+
+def _explanation_tree(item: RuleExplanation) -> Tree:
+    rule = item.rule
+    if item.verdict is None:
+        return Tree(f"[dim]- {escape(rule.name)}: {escape(item.note)}[/]")
+    mark = "[green]✔ matches[/]" if item.matched else "[red]✘ no match[/]"
+    fire = " → [bold]fires[/]: " + escape(", ".join(a.summary for a in rule.actions)) if item.would_fire else ""
+    note = f" [dim]({escape(item.note)})[/]" if item.note else ""
+    tree = Tree(f"{mark} [bold]{escape(rule.name)}[/]{fire}{note}")
+    _add_verdict(tree, item.verdict)
+    return tree
+
+
+def _add_verdict(parent: Tree, verdict: Verdict) -> None:
+    mark = "[green]✔[/]" if verdict.held else "[red]✘[/]"
+    if verdict.children:
+        branch = parent.add(f"{mark} {verdict.text}")
+        for child in verdict.children:
+            _add_verdict(branch, child)
+    else:
+        seen = format_value(verdict.value) or "(empty)"
+        parent.add(f"{mark} {escape(verdict.text)}   [dim]actual: {escape(seen)}[/]")
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@config_option
+def test_command(paths: tuple[Path, ...], config_path: Path) -> None:
+    """Run rule test files (default: the tests/ folder beside the rules file); exit 1 on failure."""
+    config = _load(config_path)
+    files: list[Path] = []
+    for path in paths or (config_path.parent / "tests",):
+        files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
+    if not files:
+        click.echo(f"no rule test files found (looked in {', '.join(map(str, paths)) or config_path.parent / 'tests'})",
+                   err=True)
+        sys.exit(1)
+    passed = failed = 0
+    for file in files:
+        for result in run_file(file, config):
+            if result.passed:
+                passed += 1
+                click.echo(f"{result.file}::{result.name} " + click.style("PASSED", fg="green"))
+            else:
+                failed += 1
+                click.echo(f"{result.file}::{result.name} " + click.style("FAILED", fg="red"))
+                for problem in result.problems:
+                    click.echo("    " + problem.replace("\n", "\n    "))
+    summary = f"{passed} passed, {failed} failed"
+    click.echo(click.style(summary, fg="red" if failed else "green", bold=True))
+    sys.exit(1 if failed else 0)
+
+
+def _register_runtime() -> None:
+    """Add run, demo, status, audit and report, which live beside the runtime they drive."""
+    from bot import cli_runtime
+
+    for command in cli_runtime.COMMANDS:
+        cli.add_command(command)
+
+
+with contextlib.suppress(ImportError):  # only while the runtime package is being built
+    _register_runtime()
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()

@@ -1,0 +1,1 @@
+"""The rules engine: fields, operators, conditions, actions, templates, and the pure planner."""

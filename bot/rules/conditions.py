@@ -1,0 +1,294 @@
+"""Condition trees: `all` / `any` / `not` over leaves that read like English.
+
+    when:
+      all:
+        - status: {in: [new, open]}
+        - priority: urgent                 # shorthand for {eq: urgent}
+        - tags: {lacks: bot_escalated}
+        - any:
+            - unanswered_for: {over: 2h}
+            - subject: {matches: "outage|down", case_sensitive: false}
+
+A mapping with several keys means all of them. `compile_condition` checks the
+tree once when the rules file loads and returns a `Condition` with two equal
+views: `test(ticket, now)`, one generated Python function for speed, and
+`explain(ticket, now)`, a per-leaf trace with the values seen.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.model import Ticket
+from bot.rules import fields as field_registry
+from bot.rules.fields import Field, Kind
+from bot.rules.operators import ALIASES, OPERATORS, RUNTIME, OperatorError, Test, lookup, suggest
+from bot.rules.yamlsource import Path, format_path
+
+COMBINATORS = ("all", "any", "not")
+_OPTIONS = ("case_sensitive",)
+_EPSILON = timedelta(microseconds=1)
+_WORDS = {
+    "eq": "is", "ne": "is not", "in": "is one of", "not_in": "is none of", "has": "has", "lacks": "lacks",
+    "has_any": "has any of", "has_all": "has all of", "has_none": "has none of", "contains": "contains",
+    "not_contains": "does not contain", "starts_with": "starts with", "matches": "matches",
+    "not_matches": "does not match", "gt": "over", "gte": "at least", "lt": "under", "lte": "at most",
+    "is_empty": "is empty:", "is_set": "is set:",
+}  # fmt: skip
+
+
+@dataclass
+class Problem:
+    """One mistake found while compiling, at a document path."""
+
+    path: Path
+    message: str
+    at_value: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One node of an explanation: what was checked, the value seen, whether it held."""
+
+    path: str
+    text: str
+    held: bool
+    value: Any = None
+    children: tuple[Verdict, ...] = ()
+
+
+class Node:
+    """A compiled condition node."""
+
+    path: Path
+
+    def explain(self, ticket: Ticket, now: datetime) -> Verdict:
+        """The verdict with every sub-verdict (no short-circuit, so all leaves show)."""
+        raise NotImplementedError
+
+    def code(self, bind: Callable[[Any], str]) -> str:
+        """This node as a Python expression over `t` and `now`."""
+        raise NotImplementedError
+
+    def leaves(self) -> list[Leaf]:
+        """All leaves below this node."""
+        raise NotImplementedError
+
+
+@dataclass
+class Leaf(Node):
+    """`field operator value`."""
+
+    path: Path
+    field: Field
+    operator: str
+    test: Test
+
+    def value(self, ticket: Ticket, now: datetime) -> Any:
+        """The field's value for this ticket at `now`."""
+        return self.field.getter(ticket, now)
+
+    def holds(self, ticket: Ticket, now: datetime) -> bool:
+        """Whether the comparison holds."""
+        return self.test.check(self.field.getter(ticket, now))
+
+    def explain(self, ticket: Ticket, now: datetime) -> Verdict:
+        seen = self.value(ticket, now)
+        return Verdict(format_path(self.path), f"{self.field.name} {_WORDS[self.operator]} {self.test.shown}",
+                       self.test.check(seen), seen)
+
+    def code(self, bind: Callable[[Any], str]) -> str:
+        if self.field.attr:
+            value = f"t.{self.field.attr}"
+        else:
+            value = f"{bind(self.field.getter)}(t, now)"
+        return "(" + self.test.code(value, bind(self.test.const)) + ")"
+
+    def leaves(self) -> list[Leaf]:
+        return [self]
+
+    def next_change(self, ticket: Ticket, now: datetime) -> datetime | None:
+        """The next instant after `now` at which time alone could flip this leaf."""
+        if self.field.next_change is not None:
+            return self.field.next_change(ticket, now, self.operator, self.test.const)
+        if self.field.since is None or not isinstance(self.test.const, int | float | timedelta):
+            return None
+        start = self.field.since(ticket)
+        if start is None:
+            return None
+        const = self.test.const
+        if self.field.unit is not None:
+            const = self.field.unit * const
+        boundary = start + const
+        if self.operator in ("gt", "lte"):  # the verdict flips just after the boundary
+            boundary += _EPSILON
+        for candidate in (boundary, boundary + _EPSILON):
+            if candidate > now:
+                return candidate
+        return None
+
+
+@dataclass
+class Group(Node):
+    """`all` / `any` of children."""
+
+    path: Path
+    kind: str
+    children: list[Node] = field(default_factory=list)
+
+    def explain(self, ticket: Ticket, now: datetime) -> Verdict:
+        verdicts = tuple(child.explain(ticket, now) for child in self.children)
+        combine = all if self.kind == "all" else any
+        return Verdict(format_path(self.path), self.kind, combine(v.held for v in verdicts), None, verdicts)
+
+    def code(self, bind: Callable[[Any], str]) -> str:
+        joiner = " and " if self.kind == "all" else " or "
+        return "(" + joiner.join(child.code(bind) for child in self.children) + ")"
+
+    def leaves(self) -> list[Leaf]:
+        return [leaf for child in self.children for leaf in child.leaves()]
+
+
+@dataclass
+class Not(Node):
+    """`not` of one child."""
+
+    path: Path
+    child: Node
+
+    def explain(self, ticket: Ticket, now: datetime) -> Verdict:
+        inner = self.child.explain(ticket, now)
+        return Verdict(format_path(self.path), "not", not inner.held, None, (inner,))
+
+    def code(self, bind: Callable[[Any], str]) -> str:
+        return f"(not {self.child.code(bind)})"
+
+    def leaves(self) -> list[Leaf]:
+        return self.child.leaves()
+
+
+@dataclass
+class Condition:
+    """A compiled `when`: fast `test`, traced `explain`, and time-based leaves for scheduling."""
+
+    root: Node
+    test: Callable[[Ticket, datetime], bool]
+    source: str
+    time_leaves: tuple[Leaf, ...]
+
+    def explain(self, ticket: Ticket, now: datetime) -> Verdict:
+        """Every leaf's value and verdict."""
+        return self.root.explain(ticket, now)
+
+    def next_change(self, ticket: Ticket, now: datetime) -> datetime | None:
+        """Earliest instant after `now` at which time alone could change the verdict."""
+        best = None
+        for leaf in self.time_leaves:
+            at = leaf.next_change(ticket, now)
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
+
+
+_counter = itertools.count()
+
+
+def compile_condition(raw: Any, path: Path, problems: list[Problem]) -> Condition | None:
+    """Check and compile a condition tree; mistakes are appended to `problems`."""
+    before = len(problems)
+    root = _node(raw, path, problems)
+    if root is None or len(problems) > before:
+        return None
+    namespace: dict[str, Any] = dict(RUNTIME)
+    names: dict[int, str] = {}
+
+    def bind(obj: Any) -> str:
+        key = id(obj)
+        if key not in names:
+            names[key] = f"_c{len(names)}"
+            namespace[names[key]] = obj
+        return names[key]
+
+    expression = root.code(bind)
+    name = f"_when_{next(_counter)}"
+    source = f"def {name}(t, now):\n    return {expression}\n"
+    exec(compile(source, f"<rules:{format_path(path)}>", "exec"), namespace)  # registry-made code only
+    leaves = tuple(leaf for leaf in root.leaves() if leaf.field.time_based)
+    return Condition(root, namespace[name], source, leaves)
+
+
+def _node(raw: Any, path: Path, problems: list[Problem]) -> Node | None:
+    if not isinstance(raw, dict) or not raw:
+        problems.append(Problem(path, "a condition is a mapping such as {priority: urgent} or "
+                                      "{all: [...]}, {any: [...]}, {not: ...}"))
+        return None
+    nodes = [n for n in (_entry(key, value, (*path, key), problems) for key, value in raw.items()) if n]
+    if len(nodes) != len(raw):
+        return None
+    return nodes[0] if len(nodes) == 1 else Group(path, "all", nodes)
+
+
+def _entry(key: Any, value: Any, path: Path, problems: list[Problem]) -> Node | None:
+    if key in ("all", "any"):
+        if not isinstance(value, list) or not value:
+            problems.append(Problem(path, f"'{key}' needs a list of conditions"))
+            return None
+        children = [_node(item, (*path, index), problems) for index, item in enumerate(value)]
+        if any(child is None for child in children):
+            return None
+        return Group(path, key, children)  # type: ignore[arg-type]
+    if key == "not":
+        child = _node(value, path, problems)
+        return Not(path, child) if child else None
+    field = field_registry.resolve(str(key))
+    if field is None:
+        valid = [*COMBINATORS, *field_registry.FIELDS]
+        problems.append(Problem(path, f"unknown field '{key}'{suggest(str(key), valid)}"))
+        return None
+    return _leaf(field, value, path, problems)
+
+
+def _leaf(field: Field, spec: Any, path: Path, problems: list[Problem]) -> Node | None:
+    if not isinstance(spec, dict):
+        if isinstance(spec, list):
+            if field.kind is Kind.TAGS:
+                problems.append(Problem(path, "for several tags write {has_any: [...]} or {has_all: [...]}",
+                                        at_value=True))
+                return None
+            spec = {"in": spec}
+        else:
+            spec = {"has" if field.kind is Kind.TAGS else "eq": spec}
+    case_sensitive = spec.get("case_sensitive", False)
+    if not isinstance(case_sensitive, bool):
+        problems.append(Problem((*path, "case_sensitive"), "case_sensitive is true or false"))
+        return None
+    comparisons = [(k, v) for k, v in spec.items() if k not in _OPTIONS]
+    if not comparisons:
+        problems.append(Problem(path, f"'{field.name}' needs an operator, e.g. {field.example}"))
+        return None
+    leaves: list[Node] = []
+    for name, value in comparisons:
+        operator = lookup(str(name))
+        where = (*path, name)
+        if operator is None:
+            valid = [*OPERATORS, *ALIASES]
+            problems.append(Problem(where, f"unknown operator '{name}'{suggest(str(name), valid)}"))
+            continue
+        if field.kind not in operator.kinds:
+            usable = [op.name for op in OPERATORS.values() if field.kind in op.kinds]
+            problems.append(Problem(where, f"'{name}' does not apply to '{field.name}' ({field.kind}); "
+                                           f"use one of: {', '.join(usable)}"))
+            continue
+        try:
+            test = operator.prepare(field, value, case_sensitive)
+        except OperatorError as error:
+            problems.append(Problem(where, str(error), at_value=True))
+            continue
+        leaves.append(Leaf(where, field, operator.name, test))
+    if len(leaves) != len(comparisons):
+        return None
+    return leaves[0] if len(leaves) == 1 else Group(path, "all", leaves)
