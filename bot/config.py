@@ -111,7 +111,7 @@ def _validate_top(data: dict[str, Any], problems: list[Problem]) -> ConfigSpec |
 
 def compile_rules(spec: ConfigSpec, raw_rules: list[Any], problems: list[Problem]) -> list[CompiledRule]:
     """Compile each rule's condition and actions, checking names are unique."""
-    context = Context(spec.teams)
+    context = Context(spec.teams, spec)
     seen: dict[str, int] = {}
     compiled: list[CompiledRule] = []
     for index, rule in enumerate(spec.rules):
@@ -121,7 +121,7 @@ def compile_rules(spec: ConfigSpec, raw_rules: list[Any], problems: list[Problem
                                                      f"rules[{seen[rule.name]}]; names must be unique",
                                     at_value=True))
         seen.setdefault(rule.name, index)
-        condition = compile_condition(rule.when, (*path, "when"), problems)
+        condition = compile_condition(rule.when, (*path, "when"), problems, spec)
         actions = [compile_action(raw, (*path, "then", i), context, problems) for i, raw in enumerate(rule.then)]
         if condition is None or any(a is None for a in actions):
             continue

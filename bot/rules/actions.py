@@ -43,6 +43,7 @@ class Context:
     """What actions may refer to while loading: the file's teams and their settings."""
 
     teams: Mapping[str, Any]
+    spec: Any = None
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,9 @@ def compile_action(raw: Any, path: Path, context: Context, problems: list[Proble
     return kind.compile(options, (*path, verb), context, problems)
 
 
-def _template(text: Any, path: Path, problems: list[Problem]) -> Template | None:
+def _template(text: Any, path: Path, problems: list[Problem], context: Context) -> Template | None:
     try:
-        return parse(text)
+        return parse(text, context.spec)
     except TemplateError as error:
         problems.append(Problem(path, str(error), at_value=True))
         return None
@@ -236,7 +237,7 @@ def _remove_tags(raw: Any, path: Path, context: Context, problems: list[Problem]
 @action("add_note", Target.HELPDESK, "Add a private note (agents only) from a template.",
         'add_note: "Escalated by deskbot: waited {{ unanswered_for }}"', {"type": "string"})
 def _add_note(raw: Any, path: Path, context: Context, problems: list[Problem]) -> CompiledAction | None:
-    template = _template(raw, path, problems)
+    template = _template(raw, path, problems, context)
     if template is None:
         return None
 
@@ -288,7 +289,7 @@ def _notify(raw: Any, path: Path, context: Context, problems: list[Problem]) -> 
     options = validate(NotifyOptions, raw, path, problems)
     if options is None:
         return None
-    template = _template(options.message, (*path, "message"), problems)
+    template = _template(options.message, (*path, "message"), problems, context)
     channel, mention, timezone = options.channel, list(options.mention), "UTC"
     if options.team:
         team = _team(options.team, (*path, "team"), context, problems)

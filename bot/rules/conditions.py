@@ -197,10 +197,13 @@ class Condition:
 _counter = itertools.count()
 
 
-def compile_condition(raw: Any, path: Path, problems: list[Problem]) -> Condition | None:
-    """Check and compile a condition tree; mistakes are appended to `problems`."""
+def compile_condition(raw: Any, path: Path, problems: list[Problem], context: Any = None) -> Condition | None:
+    """Check and compile a condition tree; mistakes are appended to `problems`.
+
+    `context` (the rules file being compiled) is handed to field families that need it.
+    """
     before = len(problems)
-    root = _node(raw, path, problems)
+    root = _node(raw, path, problems, context)
     if root is None or len(problems) > before:
         return None
     namespace: dict[str, Any] = dict(RUNTIME)
@@ -221,30 +224,34 @@ def compile_condition(raw: Any, path: Path, problems: list[Problem]) -> Conditio
     return Condition(root, namespace[name], source, leaves)
 
 
-def _node(raw: Any, path: Path, problems: list[Problem]) -> Node | None:
+def _node(raw: Any, path: Path, problems: list[Problem], context: Any) -> Node | None:
     if not isinstance(raw, dict) or not raw:
         problems.append(Problem(path, "a condition is a mapping such as {priority: urgent} or "
                                       "{all: [...]}, {any: [...]}, {not: ...}"))
         return None
-    nodes = [n for n in (_entry(key, value, (*path, key), problems) for key, value in raw.items()) if n]
+    nodes = [n for n in (_entry(key, value, (*path, key), problems, context) for key, value in raw.items()) if n]
     if len(nodes) != len(raw):
         return None
     return nodes[0] if len(nodes) == 1 else Group(path, "all", nodes)
 
 
-def _entry(key: Any, value: Any, path: Path, problems: list[Problem]) -> Node | None:
+def _entry(key: Any, value: Any, path: Path, problems: list[Problem], context: Any) -> Node | None:
     if key in ("all", "any"):
         if not isinstance(value, list) or not value:
             problems.append(Problem(path, f"'{key}' needs a list of conditions"))
             return None
-        children = [_node(item, (*path, index), problems) for index, item in enumerate(value)]
+        children = [_node(item, (*path, index), problems, context) for index, item in enumerate(value)]
         if any(child is None for child in children):
             return None
         return Group(path, key, children)  # type: ignore[arg-type]
     if key == "not":
-        child = _node(value, path, problems)
+        child = _node(value, path, problems, context)
         return Not(path, child) if child else None
-    field = field_registry.resolve(str(key))
+    try:
+        field = field_registry.resolve(str(key), context)
+    except ValueError as error:
+        problems.append(Problem(path, str(error)))
+        return None
     if field is None:
         valid = [*COMBINATORS, *field_registry.FIELDS]
         problems.append(Problem(path, f"unknown field '{key}'{suggest(str(key), valid)}"))

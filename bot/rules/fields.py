@@ -62,7 +62,7 @@ class Field:
 
 
 FIELDS: dict[str, Field] = {}
-PREFIXES: dict[str, Callable[[str], Field]] = {}
+PREFIXES: dict[str, Callable[[str, Any], Field]] = {}
 
 
 def register(field: Field) -> Field:
@@ -73,19 +73,26 @@ def register(field: Field) -> Field:
     return field
 
 
-def register_prefix(prefix: str, factory: Callable[[str], Field]) -> None:
-    """Add a family of fields such as `custom.<name>`: `factory(full_name)` builds one."""
+def register_prefix(prefix: str, factory: Callable[[str, Any], Field]) -> None:
+    """Add a family of fields such as `custom.<name>`: `factory(full_name, context)` builds one.
+
+    `context` is the rules file being compiled (a `ConfigSpec`, or None outside
+    a file), so families such as SLA clocks can bind the file's policies once.
+    """
     PREFIXES[prefix] = factory
 
 
-def resolve(name: str) -> Field | None:
-    """The field for a name, including prefixed families; None if unknown."""
+def resolve(name: str, context: Any = None) -> Field | None:
+    """The field for a name, including prefixed families; None if unknown.
+
+    A family's factory may raise ValueError to say why a name is not valid.
+    """
     field = FIELDS.get(name)
     if field is not None:
         return field
     for prefix, factory in PREFIXES.items():
         if name.startswith(prefix) and len(name) > len(prefix):
-            return factory(name)
+            return factory(name, context)
     return None
 
 
@@ -129,7 +136,7 @@ _attr_field("platform", Kind.TEXT, "Which helpdesk the ticket lives in (zendesk,
 _attr_field("id", Kind.NUMBER, "The ticket's number in its helpdesk.", "id: {gt: 1000}")
 
 
-def _custom(name: str) -> Field:
+def _custom(name: str, context: Any = None) -> Field:
     key = name.removeprefix("custom.")
 
     def getter(ticket: Ticket, now: datetime) -> Any:

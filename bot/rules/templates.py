@@ -38,17 +38,17 @@ class Template:
 
     text: str
     names: tuple[str, ...]
+    fields: tuple[Any, ...] = ()
 
     def values(self, ticket: Ticket, now: datetime, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
         """The plain-text value of every placeholder for this ticket."""
         out: dict[str, str] = {}
-        for name in self.names:
+        for name, field in zip(self.names, self.fields, strict=True):
             if extra and name in extra:
                 out[name] = format_value(extra[name])
             elif name == "url":
                 out[name] = ticket.url
             else:
-                field = field_registry.resolve(name)
                 out[name] = format_value(field.getter(ticket, now) if field else None)
         return out
 
@@ -57,24 +57,31 @@ class Template:
         return render(self.text, values, escape)
 
 
-def parse(text: str) -> Template:
+def parse(text: str, context: Any = None) -> Template:
     """Check a template; raise TemplateError naming the first bad placeholder."""
     if not isinstance(text, str):
         raise TemplateError("a message template is text")
-    names = []
+    names: list[str] = []
+    found: dict[str, Any] = {}
     for match in _PLACEHOLDER.finditer(text):
         name = match.group(1).strip()
         if not _NAME.match(name):
             raise TemplateError(f"'{{{{{match.group(1)}}}}}' is not a placeholder: write {{{{ field }}}} "
                                 "with a field name only (no expressions or filters)")
-        if name not in EXTRA_NAMES and field_registry.resolve(name) is None:
+        try:
+            field = None if name in EXTRA_NAMES else field_registry.resolve(name, context)
+        except ValueError as error:
+            raise TemplateError(str(error)) from None
+        if name not in EXTRA_NAMES and field is None:
             valid = [*EXTRA_NAMES, *field_registry.FIELDS]
             raise TemplateError(f"unknown field '{name}' in template{suggest(name, valid)}")
-        names.append(name)
+        if name not in found:
+            names.append(name)
+            found[name] = field
     leftover = _PLACEHOLDER.sub("", text)
     if "{{" in leftover or "}}" in leftover:
         raise TemplateError("unbalanced '{{' or '}}' in template")
-    return Template(text, tuple(dict.fromkeys(names)))
+    return Template(text, tuple(names), tuple(found[n] for n in names))
 
 
 def render(text: str, values: Mapping[str, str], escape: Callable[[str], str] = lambda s: s) -> str:
