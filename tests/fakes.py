@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.connectors.base import ApplyResult, CallCounter, ChangePage, TicketChange
-from bot.errors import ConnectorError
 from bot.model import Agent, Directory, Group, Priority, Status, Ticket
 
 T0 = datetime(2024, 6, 10, 9, 0, tzinfo=UTC)
@@ -56,6 +55,7 @@ class FakeConnector:
         self.applied: list[TicketChange] = []
         self.apply_batches: list[list[TicketChange]] = []
         self.notes: dict[int, list[str]] = {}
+        self.note_keys: dict[int, list[str]] = {}
         self.fail_next: list[Exception] = []
         self.lose_response_next = 0  # apply, then raise as if the response was lost
         self._directory = directory_ or directory()
@@ -151,6 +151,7 @@ class FakeConnector:
             fields["tags"] = frozenset(tags)
         if change.note is not None:
             self.notes.setdefault(ticket.id, []).append(change.note)
+            self.note_keys.setdefault(ticket.id, []).append(change.key)
         fields["updated_at"] = self.clock()
         updated = dataclasses.replace(ticket, **fields)
         self.store[ticket.id] = updated
@@ -159,13 +160,11 @@ class FakeConnector:
 
     def has_note(self, ticket_id: int, key: str) -> bool:
         """Whether a note carrying this action key was written (crash recovery reads this)."""
-        return any(key in note for note in self.notes.get(ticket_id, []))
+        return key in self.note_keys.get(ticket_id, [])
 
     def _maybe_fail(self) -> None:
         if self.fail_next:
-            error = self.fail_next.pop(0)
-            if isinstance(error, (ConnectorError, Exception)):
-                raise error
+            raise self.fail_next.pop(0)
 
 
 class FakeNotifier:

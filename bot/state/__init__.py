@@ -17,13 +17,15 @@ Intent lifecycle (one row per `PlannedAction.key`)::
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from bot.connectors.base import CursorStore
 from bot.model import EMPTY, Firing, Plan, Ticket
+from bot.notifiers.base import Outbox, OutboxEntry
 
 DEFAULT_STATE_PATH = "./deskbot-state/deskbot.sqlite3"
 
@@ -74,25 +76,6 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """One alert waiting for (or past) delivery; `key` makes enqueueing idempotent."""
-
-    id: int
-    key: str
-    channel: str | None
-    payload: Mapping[str, Any]
-    state: str
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime
-    ticket_key: str | None = None
-    rule: str | None = None
-    sent_at: datetime | None = None
-    ts: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One line of the audit log: an action planned, performed, skipped or failed."""
 
@@ -126,10 +109,11 @@ class RecordedPlan:
 
 
 @runtime_checkable
-class StateStore(Protocol):
+class StateStore(CursorStore, Outbox, Protocol):
     """Everything the runner persists. Every write raises `bot.errors.StateError` when it cannot record."""
 
     path: str
+    clock: Callable[[], datetime]
 
     # -- housekeeping --------------------------------------------------------
     def transaction(self) -> AbstractContextManager[None]:
@@ -243,38 +227,9 @@ class StateStore(Protocol):
         """Give the lease up (graceful shutdown) if we hold it."""
         ...
 
-    # -- outbox and threads ----------------------------------------------------
-    def enqueue(self, key: str, payload: Mapping[str, Any], *, now: datetime, channel: str | None = None,
-                ticket_key: str | None = None, rule: str | None = None) -> bool:
-        """Queue an alert once per key; False if that key was already queued."""
-        ...
-
-    def pending(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
-        """Alerts due for a delivery attempt, oldest first."""
-        ...
-
+    # -- outbox and threads: the whole `bot.notifiers.base.Outbox` protocol, plus: ----
     def outbox(self, state: str | None = None) -> list[OutboxEntry]:
-        """Every outbox entry (optionally in one state), oldest first."""
-        ...
-
-    def mark_sent(self, entry_id: int, *, now: datetime, ts: str | None = None) -> None:
-        """Delivery confirmed."""
-        ...
-
-    def mark_retry(self, entry_id: int, *, now: datetime, error: str, retry_at: datetime) -> None:
-        """Delivery failed for now; try again at `retry_at`."""
-        ...
-
-    def mark_dead(self, entry_id: int, *, now: datetime, error: str, state: str = "failed") -> None:
-        """Delivery abandoned (permanent error, or folded into a digest with state='digested')."""
-        ...
-
-    def thread(self, channel: str, ticket_key: str) -> str | None:
-        """The Slack thread ts of a ticket's alerts in a channel."""
-        ...
-
-    def set_thread(self, channel: str, ticket_key: str, ts: str) -> None:
-        """Remember a ticket's Slack thread in a channel."""
+        """Every outbox entry (optionally in one state) in enqueue order."""
         ...
 
     # -- audit ------------------------------------------------------------------
@@ -324,7 +279,6 @@ __all__ = [
     "IntentState",
     "Lease",
     "Mode",
-    "OutboxEntry",
     "RecordedPlan",
     "StateStore",
     "iter_chunks",

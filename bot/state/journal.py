@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.state import AuditEntry, Lease, OutboxEntry
+from bot.notifiers.base import Alert, OutboxEntry, Thread
+from bot.state import AuditEntry, Lease
 from bot.state.codec import dumps, from_text, to_text
 
-_OUTBOX_COLUMNS = ("id, key, channel, payload, state, attempts, created_at, next_attempt_at, ticket_key, "
-                   "rule, sent_at, ts, error")
+_OUTBOX_COLUMNS = "key, alert, seq, state, attempts, retry_at, error, ambiguous, channel, ts"
+_THREAD_COLUMNS = "ticket_key, channel, ts, root_keys, resolved, resolved_at"
 
 
 class JournalMixin:
     """Lease, outbox, threads, audit and confirmations on the store's SQLite connection."""
 
     _conn: sqlite3.Connection
+    clock: Callable[[], datetime]
 
     def transaction(self) -> AbstractContextManager[None]:  # supplied by SqliteStore
         raise NotImplementedError
@@ -60,57 +62,104 @@ class JournalMixin:
         """Give the lease up if we hold it."""
         self._run("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
-    # -- outbox and threads --------------------------------------------------------
-    def enqueue(self, key: str, payload: Mapping[str, Any], *, now: datetime, channel: str | None = None,
-                ticket_key: str | None = None, rule: str | None = None) -> bool:
-        """Queue an alert once per key; False if that key was already queued."""
-        at = to_text(now)
-        cursor = self._run(
-            "INSERT OR IGNORE INTO outbox (key, channel, ticket_key, rule, payload, state, attempts, "
-            "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-            (key, channel, ticket_key, rule, dumps(payload), at, at))
-        return bool(cursor.rowcount)
+    # -- outbox and threads (bot.notifiers.base.Outbox) -------------------------------
+    def enqueue(self, alerts: Sequence[Alert]) -> list[str]:
+        """Add alerts not seen before (by key, whatever their state); return the keys added."""
+        added: list[str] = []
+        at = to_text(self.clock())
+        with self.transaction():
+            for alert in alerts:
+                cursor = self._conn.execute(
+                    "INSERT OR IGNORE INTO outbox (key, ticket_key, rule, alert, state, created_at, "
+                    "updated_at) "
+                    "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    (alert.key, alert.ticket_key, alert.rule, dumps(alert.to_dict()), at, at))
+                if cursor.rowcount:
+                    added.append(alert.key)
+                    self._audit_row(at, "live", alert.rule, alert.ticket_key, alert.kind, alert.key, "queued",
+                                    alert.channel or alert.user or "")
+        return added
 
-    def pending(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
-        """Alerts due for a delivery attempt, oldest first."""
-        rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'pending' "
-                          "AND next_attempt_at <= ? ORDER BY id LIMIT ?", (to_text(now), limit))
-        return [_outbox(r) for r in rows]
+    def pending(self) -> list[OutboxEntry]:
+        """Entries in state pending or sending, in enqueue order (sending ones as ambiguous)."""
+        rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('pending', 'sending') "
+                          "ORDER BY seq")
+        return [_outbox(r, pending=True) for r in rows]
+
+    def get(self, key: str) -> OutboxEntry | None:
+        """The entry with this key, in any state."""
+        rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,))
+        return _outbox(rows[0]) if rows else None
 
     def outbox(self, state: str | None = None) -> list[OutboxEntry]:
-        """Every outbox entry (optionally in one state), oldest first."""
+        """Every entry (optionally in one state) in enqueue order, for `status`, tests and the demo."""
         if state is None:
-            rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY id")
+            rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY seq")
         else:
-            rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY id", (state,))
+            rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY seq", (state,))
         return [_outbox(r) for r in rows]
 
-    def mark_sent(self, entry_id: int, *, now: datetime, ts: str | None = None) -> None:
-        """Delivery confirmed."""
-        self._run("UPDATE outbox SET state = 'sent', sent_at = ?, ts = ?, attempts = attempts + 1, "
-                  "error = NULL WHERE id = ?", (to_text(now), ts, entry_id))
+    def mark_sending(self, keys: Sequence[str]) -> None:
+        """Record that a post of these entries starts now (a crash leaves them ambiguous)."""
+        at = to_text(self.clock())
+        with self.transaction():
+            for key in keys:
+                self._conn.execute("UPDATE outbox SET state = 'sending', updated_at = ? WHERE key = ?",
+                                   (at, key))
 
-    def mark_retry(self, entry_id: int, *, now: datetime, error: str, retry_at: datetime) -> None:
-        """Delivery failed for now; try again at `retry_at`."""
-        self._run("UPDATE outbox SET attempts = attempts + 1, error = ?, next_attempt_at = ? WHERE id = ?",
-                  (error, to_text(retry_at), entry_id))
+    def mark_sent(self, key: str, channel: str | None, ts: str | None) -> None:
+        """Record a delivered entry and where its message lives."""
+        at = to_text(self.clock())
+        with self.transaction():
+            self._conn.execute("UPDATE outbox SET state = 'sent', channel = ?, ts = ?, retry_at = NULL, "
+                               "updated_at = ? WHERE key = ?", (channel, ts, at, key))
+            self._outbox_audit(key, at, "sent", channel or "")
 
-    def mark_dead(self, entry_id: int, *, now: datetime, error: str, state: str = "failed") -> None:
-        """Delivery abandoned (permanent error), or folded into a digest (state='digested')."""
-        self._run("UPDATE outbox SET state = ?, error = ?, sent_at = ? WHERE id = ?",
-                  (state, error, to_text(now), entry_id))
+    def mark_failed(self, key: str, error: str, retry_at: datetime | None, *,
+                    ambiguous: bool = False) -> None:
+        """Count a failed attempt: back to pending until `retry_at`, or dead when `retry_at` is None."""
+        at = to_text(self.clock())
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE outbox SET state = ?, attempts = attempts + 1, retry_at = ?, error = ?, "
+                "ambiguous = MAX(ambiguous, ?), updated_at = ? WHERE key = ?",
+                ("dead" if retry_at is None else "pending", to_text(retry_at), error, int(ambiguous), at,
+                 key))
+            if retry_at is None:
+                self._outbox_audit(key, at, "dead", error)
 
-    def thread(self, channel: str, ticket_key: str) -> str | None:
-        """The Slack thread ts of a ticket's alerts in a channel."""
-        rows = self._rows("SELECT ts FROM threads WHERE channel = ? AND ticket_key = ?",
-                          (channel, ticket_key))
-        return rows[0][0] if rows else None
+    def _outbox_audit(self, key: str, at: str | None, result: str, detail: str) -> None:
+        rows = self._conn.execute("SELECT rule, ticket_key, alert FROM outbox WHERE key = ?",
+                                  (key,)).fetchall()
+        if rows:
+            rule, ticket_key, alert = rows[0]
+            self._audit_row(at, "live", rule, ticket_key, json.loads(alert).get("kind", "alert"), key, result,
+                            detail)
 
-    def set_thread(self, channel: str, ticket_key: str, ts: str) -> None:
-        """Remember a ticket's Slack thread in a channel."""
-        self._run("INSERT INTO threads (channel, ticket_key, ts) VALUES (?, ?, ?) "
-                  "ON CONFLICT (channel, ticket_key) DO UPDATE SET ts = excluded.ts",
-                  (channel, ticket_key, ts))
+    def thread_for(self, ticket_key: str, channel: str) -> Thread | None:
+        """The ticket's unresolved thread in a channel, if any (the latest)."""
+        rows = self._rows(f"SELECT {_THREAD_COLUMNS} FROM threads WHERE ticket_key = ? AND channel = ? "
+                          "AND resolved IS NULL", (ticket_key, channel))
+        threads = [_thread(r) for r in rows]
+        return max(threads, key=lambda t: _ts_order(t.ts), default=None)
+
+    def set_thread(self, thread: Thread) -> None:
+        """Insert or replace a thread, keyed by (ticket_key, channel, ts)."""
+        self._run(f"INSERT OR REPLACE INTO threads ({_THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                  (thread.ticket_key, thread.channel, thread.ts, json.dumps(list(thread.root_keys)),
+                   thread.resolved, to_text(thread.resolved_at)))
+
+    def open_threads(self, ticket_key: str) -> list[Thread]:
+        """The ticket's unresolved threads, in every channel."""
+        rows = self._rows(f"SELECT {_THREAD_COLUMNS} FROM threads WHERE ticket_key = ? AND resolved IS NULL "
+                          "ORDER BY channel, ts", (ticket_key,))
+        return [_thread(r) for r in rows]
+
+    def message_threads(self, channel: str, ts: str) -> list[Thread]:
+        """Every thread (resolved or not) opened by one message: one, or a digest's tickets."""
+        rows = self._rows(f"SELECT {_THREAD_COLUMNS} FROM threads WHERE channel = ? AND ts = ? "
+                          "ORDER BY ticket_key", (channel, ts))
+        return [_thread(r) for r in rows]
 
     # -- audit --------------------------------------------------------------------
     def _audit_row(self, at: str | None, mode: str, rule: str, ticket_key: str, kind: str, key: str,
@@ -167,8 +216,9 @@ class JournalMixin:
         with self.transaction():
             n = self._conn.execute("DELETE FROM intents WHERE state NOT IN ('planned', 'claimed') "
                                    "AND updated_at < ?", cut).rowcount
-            n += self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < ?",
+            n += self._conn.execute("DELETE FROM outbox WHERE state IN ('sent', 'dead') AND updated_at < ?",
                                     cut).rowcount
+            n += self._conn.execute("DELETE FROM threads WHERE resolved_at < ?", cut).rowcount
             n += self._conn.execute("DELETE FROM memory WHERE updated_at < ? AND ticket_key NOT IN "
                                     "(SELECT key FROM tickets)", cut).rowcount
         return n
@@ -180,9 +230,21 @@ def _audit_entries(rows: Iterator[tuple]) -> Iterator[AuditEntry]:
                          id)
 
 
-def _outbox(row: tuple) -> OutboxEntry:
-    (id, key, channel, payload, state, attempts, created_at, next_attempt_at, ticket_key, rule, sent_at, ts,
-     error) = row
-    return OutboxEntry(int(id), key, channel, json.loads(payload), state, int(attempts),
-                       from_text(created_at), from_text(next_attempt_at),  # type: ignore[arg-type]
-                       ticket_key, rule, from_text(sent_at), ts, error)
+def _outbox(row: tuple, *, pending: bool = False) -> OutboxEntry:
+    key, alert, seq, state, attempts, retry_at, error, ambiguous, channel, ts = row
+    ambiguous = bool(ambiguous)
+    if pending and state == "sending":  # the process died mid-post: it may have reached Slack
+        state, ambiguous = "pending", True
+    return OutboxEntry(key, Alert.from_dict(json.loads(alert)), int(seq), state, int(attempts),
+                       from_text(retry_at), error, ambiguous, channel, ts)
+
+
+def _thread(row: tuple) -> Thread:
+    ticket_key, channel, ts, root_keys, resolved, resolved_at = row
+    return Thread(ticket_key, channel, ts, tuple(json.loads(root_keys)), resolved, from_text(resolved_at))
+
+
+def _ts_order(ts: str) -> tuple[int, int]:
+    """Slack ts strings compared as numbers without going through float."""
+    seconds, _, micros = ts.partition(".")
+    return int(seconds or 0), int(micros or 0)

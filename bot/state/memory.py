@@ -7,11 +7,14 @@ touches the disk; it is gone when the process ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from bot.state.sqlite import SqliteStore
 
 
 class MemoryStore(SqliteStore):
     """`StateStore` that lives only as long as the object."""
 
-    def __init__(self) -> None:
-        super().__init__(":memory:")
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(":memory:", clock=clock)

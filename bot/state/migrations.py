@@ -37,14 +37,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX intents_open ON intents (state, planned_at) WHERE state IN ('planned', 'claimed');
     CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, channel TEXT, ticket_key TEXT,
-        rule TEXT, payload TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL, next_attempt_at TEXT NOT NULL, sent_at TEXT, ts TEXT, error TEXT
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, ticket_key TEXT NOT NULL,
+        rule TEXT NOT NULL DEFAULT '', alert TEXT NOT NULL, state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        retry_at TEXT, error TEXT, ambiguous INTEGER NOT NULL DEFAULT 0, channel TEXT, ts TEXT,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL
     );
-    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX outbox_open ON outbox (seq) WHERE state IN ('pending', 'sending');
     CREATE TABLE threads (
-        channel TEXT NOT NULL, ticket_key TEXT NOT NULL, ts TEXT NOT NULL, PRIMARY KEY (channel, ticket_key)
+        ticket_key TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL, root_keys TEXT NOT NULL,
+        resolved TEXT, resolved_at TEXT, PRIMARY KEY (ticket_key, channel, ts)
     );
+    CREATE INDEX threads_message ON threads (channel, ts);
     CREATE TABLE rotation (pool TEXT PRIMARY KEY, last_member TEXT NOT NULL, updated_at TEXT NOT NULL);
     CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TEXT NOT NULL);
     CREATE TABLE audit (

@@ -13,13 +13,15 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.errors import StateError
 from bot.model import EMPTY, Firing, Plan, Target, Ticket
+from bot.notifiers.base import Alert
 from bot.state import (
     Intent,
     IntentState,
@@ -37,8 +39,9 @@ _CHUNK = 500  # stays below SQLite's bound-parameter limit
 class SqliteStore(JournalMixin):
     """`StateStore` on one SQLite file (default ./deskbot-state/deskbot.sqlite3)."""
 
-    def __init__(self, path: str, *, timeout: float = 5.0):
+    def __init__(self, path: str, *, timeout: float = 5.0, clock: Callable[[], datetime] | None = None):
         self.path = path
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
         self._depth = 0
         try:
@@ -141,7 +144,7 @@ class SqliteStore(JournalMixin):
 
     def set_cursor(self, name: str, cursor: str) -> None:
         """Persist a feed's resume point."""
-        now = to_text(datetime.now(UTC))
+        now = to_text(self.clock())
         self._run("INSERT INTO cursors (name, cursor, updated_at) VALUES (?, ?, ?) "
                   "ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, "
                   "updated_at = excluded.updated_at",
@@ -236,13 +239,8 @@ class SqliteStore(JournalMixin):
                                     "dry_run", action.reason)
                     continue
                 if action.target == Target.NOTIFIER:
-                    payload = {"key": action.key, "rule": action.rule, "ticket_key": action.ticket_key,
-                               "kind": action.kind, "params": dict(action.params), "reason": action.reason}
-                    if self.enqueue(action.key, payload, now=now, channel=action.params.get("channel"),
-                                    ticket_key=action.ticket_key, rule=action.rule):
-                        enqueued.append(action.key)
-                        self._audit_row(at, mode.value, action.rule, action.ticket_key, action.kind,
-                                        action.key, "queued", action.reason)
+                    alerts = Alert.from_action(action).deliveries()
+                    enqueued += self.enqueue([replace(a, created_at=now) for a in alerts])
                     continue
                 ticket = seen.get(action.ticket_key)
                 cursor = self._conn.execute(

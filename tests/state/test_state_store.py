@@ -9,6 +9,7 @@ import pytest
 
 from bot.errors import StateError
 from bot.model import Firing, Plan, PlannedAction, Priority, RuleMatch, Status, Target
+from bot.notifiers.base import Alert, Thread
 from bot.state import IntentState, Mode, StateStore
 from bot.state.memory import MemoryStore
 from bot.state.sqlite import SqliteStore
@@ -18,9 +19,9 @@ from tests.fakes import T0, make_ticket
 @pytest.fixture(params=["sqlite", "memory"])
 def store(request, tmp_path) -> StateStore:
     s = (
-        SqliteStore(str(tmp_path / "state" / "deskbot.sqlite3"))
+        SqliteStore(str(tmp_path / "state" / "deskbot.sqlite3"), clock=lambda: T0)
         if request.param == "sqlite"
-        else MemoryStore()
+        else MemoryStore(clock=lambda: T0)
     )
     yield s
     s.close()
@@ -122,10 +123,9 @@ def test_record_plan_stores_memory_intents_outbox_and_audit_together(store):
     intent = store.intent(assign.key)
     assert intent.state is IntentState.PLANNED and intent.params == {"agent_id": 101}
     assert intent.seen["assignee_id"] is None
-    [entry] = store.pending(T0)
-    assert (
-        entry.key == alert.key and entry.channel == "#support" and entry.payload["params"]["message"] == "hi"
-    )
+    [entry] = store.pending()
+    assert entry.key == alert.key and entry.state == "pending" and not entry.ambiguous
+    assert entry.alert.channel == "#support" and entry.alert.message == "hi" and entry.alert.created_at == T0
     assert [(a.key, a.result) for a in store.audit_log()] == [(assign.key, "planned"), (alert.key, "queued")]
 
 
@@ -205,26 +205,54 @@ def test_lease_keeps_a_second_runner_out_until_it_expires(store):
     assert store.lease() is None
 
 
-def test_outbox_retries_and_dead_letters(store):
-    assert store.enqueue("k1", {"text": "a"}, now=T0, channel="#ops")
-    assert not store.enqueue("k1", {"text": "a"}, now=T0, channel="#ops")
-    store.enqueue("k2", {"text": "b"}, now=T0)
-    first, second = store.pending(T0)
-    store.mark_retry(first.id, now=T0, error="503", retry_at=T0 + timedelta(minutes=1))
-    store.mark_sent(second.id, now=T0, ts="1.0001")
-    assert store.pending(T0) == []
-    [retry] = store.pending(T0 + timedelta(minutes=1))
-    assert retry.attempts == 1 and retry.error == "503"
-    store.mark_dead(retry.id, now=T0, error="channel_not_found")
-    assert [e.state for e in store.outbox()] == ["failed", "sent"]
-    assert store.outbox("sent")[0].ts == "1.0001"
+def alert_of(key, ticket=1, channel="#ops"):
+    return Alert(key=key, ticket_key=f"zendesk:{ticket}", rule="sla", channel=channel, message="m")
 
 
-def test_thread_ids_are_remembered_per_channel_and_ticket(store):
-    store.set_thread("C1", "zendesk:1", "1.1")
-    store.set_thread("C1", "zendesk:1", "1.2")
-    assert store.thread("C1", "zendesk:1") == "1.2"
-    assert store.thread("C2", "zendesk:1") is None
+def test_outbox_queues_each_alert_key_once(store):
+    assert store.enqueue([alert_of("k1"), alert_of("k2")]) == ["k1", "k2"]
+    assert store.enqueue([alert_of("k1"), alert_of("k3")]) == ["k3"]
+    assert [e.key for e in store.pending()] == ["k1", "k2", "k3"]
+    assert store.get("k2").alert == alert_of("k2")
+
+
+def test_outbox_retries_then_delivers_or_gives_up(store):
+    store.enqueue([alert_of("k1"), alert_of("k2")])
+    store.mark_sending(["k1", "k2"])
+    store.mark_failed("k1", "503", T0 + timedelta(minutes=1), ambiguous=True)
+    store.mark_sent("k2", "C1", "1.0001")
+    [retry] = store.pending()
+    assert (retry.key, retry.attempts, retry.retry_at, retry.ambiguous) == (
+        "k1",
+        1,
+        T0 + timedelta(minutes=1),
+        True,
+    )
+    store.mark_failed("k1", "channel_not_found", None)
+    assert [(e.key, e.state) for e in store.outbox()] == [("k1", "dead"), ("k2", "sent")]
+    assert store.get("k1").ambiguous, "ambiguity is sticky"
+    assert (store.get("k2").channel, store.get("k2").ts) == ("C1", "1.0001")
+    assert [a.result for a in store.audit_log()][-2:] == ["sent", "dead"]
+
+
+def test_an_alert_left_sending_by_a_crash_comes_back_pending_and_ambiguous(store):
+    store.enqueue([alert_of("k1")])
+    store.mark_sending(["k1"])
+    [entry] = store.pending()
+    assert entry.state == "pending" and entry.ambiguous
+
+
+def test_threads_map_tickets_to_their_open_messages(store):
+    store.set_thread(Thread("zendesk:1", "C1", "9.1", ("a",)))
+    store.set_thread(Thread("zendesk:1", "C1", "10.2", ("b",)))
+    store.set_thread(Thread("zendesk:2", "C1", "10.2", ("b",)))
+    store.set_thread(Thread("zendesk:1", "C2", "3.0", ("c",), resolved="solved", resolved_at=T0))
+    assert store.thread_for("zendesk:1", "C1").ts == "10.2", "the latest, compared as numbers"
+    assert store.thread_for("zendesk:1", "C2") is None
+    assert [t.ts for t in store.open_threads("zendesk:1")] == ["10.2", "9.1"] or sorted(
+        t.ts for t in store.open_threads("zendesk:1")
+    ) == ["10.2", "9.1"]
+    assert [t.ticket_key for t in store.message_threads("C1", "10.2")] == ["zendesk:1", "zendesk:2"]
 
 
 def test_audit_log_filters_by_ticket_rule_and_time(store):
@@ -245,8 +273,8 @@ def test_prune_forgets_finished_work_but_never_open_intents(store):
     done, open_ = action(1), action(2)
     store.record_plan(plan_of(done, open_), now=T0, mode=Mode.LIVE)
     store.finish(done.key, IntentState.DONE, now=T0)
-    store.enqueue("alert", {}, now=T0)
-    store.mark_sent(store.pending(T0)[0].id, now=T0)
+    store.enqueue([alert_of("alert")])
+    store.mark_sent("alert", "C1", "1.1")
     assert store.prune(before=T0 + timedelta(days=1)) >= 2
     assert [i.key for i in store.intents()] == [open_.key]
     assert store.outbox() == []

@@ -1,0 +1,289 @@
+"""Performs a `Plan`: intent recorded before effect, effect exactly once, outcome recorded after.
+
+`record()` stores the plan's memory, next checks, helpdesk intents and alerts
+(into the outbox) in one transaction. `perform(platform)` then works through
+every open helpdesk intent of that helpdesk, this cycle's and any left over:
+
+1. one batched fresh read of the tickets (`connector.get_tickets`);
+2. per intent: ticket gone -> skipped; a claim left by a crash whose effect is
+   already visible -> done; too old -> expired; a human changed the field (or
+   solved the ticket) since evaluation -> skipped; otherwise resolve the
+   concrete write (round robin, least loaded) unless the ticket already shows it;
+3. claim them all (with the chosen write) in one transaction;
+4. one `connector.apply` with the writes merged per ticket (the connector
+   batches identical ones), then mark each done / failed / skipped.
+
+If the apply's outcome is unknown (timeout, 5xx after retries, a crash), the
+claims stay `claimed` and step 2 of a later cycle settles them by reading the
+ticket, so nothing is written twice and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from bot.connectors.base import ApplyResult, Connector, TicketChange
+from bot.errors import AuthError, Conflict, ConnectorError, PermissionDenied, Unavailable
+from bot.logging_setup import event, get_logger
+from bot.model import EMPTY, Plan, Target, Ticket
+from bot.runtime.crash import crash_point
+from bot.runtime.resolve import Picker, Resolution, Unresolvable, merge, moot, resolve, visible
+from bot.state import Intent, IntentState, Mode, RecordedPlan, StateStore
+
+
+@dataclass
+class ExecutionReport:
+    """What one `perform` did, for logs, metrics and the demo."""
+
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    error: ConnectorError | None = None
+
+    @property
+    def settled(self) -> int:
+        """How many intents got a final state."""
+        return len(self.done) + len(self.failed) + len(self.skipped) + len(self.expired)
+
+
+class LeaseLost(Exception):
+    """Another runner took the store's lease; this one must stop acting."""
+
+
+class Executor:
+    """Performs plans against the helpdesks through one state store."""
+
+    def __init__(self, store: StateStore, connectors: Mapping[str, Connector], *,
+                 expire_after: timedelta = timedelta(hours=2), max_attempts: int = 5,
+                 guard: Callable[[], bool] | None = None, on_action: Callable[[Intent, str, str], None] | None = None,
+                 logger: logging.Logger | None = None):
+        self.store = store
+        self.connectors = connectors
+        self.expire_after = expire_after
+        self.max_attempts = max_attempts
+        self.guard = guard or (lambda: True)
+        self.on_action = on_action
+        self.log = logger or get_logger("executor")
+
+    # -- recording ----------------------------------------------------------
+    def record(self, plan: Plan, *, now: datetime, mode: Mode, evaluated: Iterable[str] = (),
+               seen: Mapping[str, Ticket] = EMPTY) -> RecordedPlan:
+        """Store the plan's memory, next checks, intents and alerts atomically (dry run: audit only)."""
+        recorded = self.store.record_plan(plan, now=now, mode=mode, evaluated=evaluated, seen=seen)
+        crash_point("after_record")
+        for action in plan.actions:
+            if mode is Mode.DRY_RUN:
+                event(self.log, "action", rule=action.rule, ticket=action.ticket_key, kind=action.kind,
+                      result="dry_run", detail=_describe(action.kind, action.params))
+            elif action.target is Target.NOTIFIER and action.key in recorded.enqueued:
+                event(self.log, "action", rule=action.rule, ticket=action.ticket_key, kind=action.kind,
+                      result="queued", channel=action.params.get("channel") or action.params.get("user"))
+        return recorded
+
+    def execute(self, plan: Plan, *, now: datetime, mode: Mode, evaluated: Iterable[str] = (),
+                seen: Mapping[str, Ticket] = EMPTY) -> dict[str, ExecutionReport]:
+        """Record a plan, then (live) perform the open intents of every helpdesk it touches."""
+        self.record(plan, now=now, mode=mode, evaluated=evaluated, seen=seen)
+        if mode is Mode.DRY_RUN:
+            return {}
+        platforms = sorted({a.platform for a in plan.actions if a.target is Target.HELPDESK})
+        return {p: self.perform(p, now=now) for p in platforms}
+
+    # -- performing -------------------------------------------------------------
+    def perform(self, platform: str, *, now: datetime) -> ExecutionReport:
+        """Settle every open helpdesk intent of one helpdesk; connector errors end up in the report."""
+        report = ExecutionReport()
+        intents = self.store.open_intents(platform, Target.HELPDESK.value)
+        if not intents:
+            return report
+        connector = self.connectors[platform]
+        try:
+            fresh = {t.id: t for t in connector.get_tickets(sorted({i.ticket_id for i in intents}))}
+            todo = self._triage(intents, fresh, connector, now, report)
+            if todo:
+                self._act(connector, todo, fresh, now, report)
+        except ConnectorError as error:
+            report.error = error
+        return report
+
+    def _triage(self, intents: list[Intent], fresh: dict[int, Ticket], connector: Connector, now: datetime,
+                report: ExecutionReport) -> list[tuple[Intent, Resolution]]:
+        """Decide per intent: settle it now from the fresh read, or write it (with its resolution)."""
+        picker: Picker | None = None
+        todo: list[tuple[Intent, Resolution]] = []
+        for intent in intents:
+            ticket = fresh.get(intent.ticket_id)
+            if ticket is None:
+                self._finish(intent, IntentState.SKIPPED, now, "ticket no longer exists", report.skipped)
+                continue
+            recovering = intent.state is IntentState.CLAIMED and intent.resolved is not None
+            if recovering and visible(intent.resolved or {}, ticket,
+                                      note_seen=_note_seen(connector, intent, ticket)):
+                self._finish(intent, IntentState.DONE, now, "recovered: the write had gone through", report.done)
+                report.recovered.append(intent.key)
+                continue
+            if now - intent.planned_at > self.expire_after:
+                self._finish(intent, IntentState.EXPIRED, now,
+                             f"not performed within {_human(self.expire_after)} of planning; too late to act",
+                             report.expired)
+                continue
+            if intent.attempts >= self.max_attempts:
+                self._finish(intent, IntentState.FAILED, now,
+                             f"gave up after {intent.attempts} attempts: {intent.error or 'unknown outcome'}",
+                             report.failed)
+                continue
+            why = moot(intent, ticket)
+            if why:
+                self._finish(intent, IntentState.SKIPPED, now, why, report.skipped)
+                continue
+            if recovering:
+                todo.append((intent, Resolution(dict(intent.resolved), _describe_change(intent.resolved))))
+                continue
+            if picker is None:
+                picker = self._picker(connector, intent.platform)
+            try:
+                resolution = resolve(intent, ticket, picker)
+            except Unresolvable as error:
+                self._finish(intent, IntentState.FAILED, now, str(error), report.failed)
+                continue
+            if visible(resolution.change, ticket, note_seen=_note_seen(connector, intent, ticket)):
+                self._finish(intent, IntentState.DONE, now, f"already in place: {resolution.summary}",
+                             report.done)
+                continue
+            todo.append((intent, resolution))
+        return todo
+
+    def _picker(self, connector: Connector, platform: str) -> Picker:
+        load = Counter(t.assignee_id for t in self.store.mirror(platform).values()
+                       if t.assignee_id is not None and not t.status.is_resolved)
+        return Picker(platform, connector.directory(), _RotationView(self.store), dict(load))
+
+    def _act(self, connector: Connector, todo: list[tuple[Intent, Resolution]], fresh: dict[int, Ticket],
+             now: datetime, report: ExecutionReport) -> None:
+        """Claim, write in one batch, record outcomes."""
+        if not self.guard():
+            raise LeaseLost("another deskbot runner holds the state store's lease")
+        with self.store.transaction():
+            for intent, resolution in todo:
+                self.store.claim(intent.key, now=now, resolved=resolution.change, rotation=resolution.rotation)
+        crash_point("after_claim")
+        by_ticket: dict[int, list[tuple[str, dict]]] = {}
+        summaries = {intent.key: resolution.summary for intent, resolution in todo}
+        intents = {intent.key: intent for intent, _ in todo}
+        for intent, resolution in todo:
+            by_ticket.setdefault(intent.ticket_id, []).append((intent.key, resolution.change))
+        rounds: list[list[tuple]] = []
+        for ticket_id, parts in by_ticket.items():
+            for index, (change, keys) in enumerate(merge(parts, ticket_id)):
+                while len(rounds) <= index:
+                    rounds.append([])
+                ticket = fresh.get(ticket_id)
+                rounds[index].append((_safe(change, ticket), keys))
+        for batch in rounds:
+            try:
+                results = connector.apply([change for change, _ in batch])
+            except (AuthError, PermissionDenied) as error:
+                for _, keys in batch:  # refused before any write: nothing changed
+                    for key in keys:
+                        self.store.release(key, now=now, error=str(error))
+                raise
+            except Conflict as error:
+                for _, keys in batch:
+                    for key in keys:
+                        self.store.release(key, now=now, error=f"conflict: {error}")
+                raise
+            except Unavailable:
+                for _, keys in batch:  # outcome unknown: stays claimed, settled by a later read
+                    report.unknown.extend(keys)
+                raise
+            except ConnectorError as error:
+                for _, keys in batch:
+                    for key in keys:
+                        self._finish(intents[key], IntentState.FAILED, now, str(error), report.failed)
+                continue
+            crash_point("after_apply")
+            by_key = {(r.ticket_id, r.key): r for r in results}
+            for change, keys in batch:
+                result = by_key.get((change.ticket_id, change.key))
+                for key in keys:
+                    self._settle(intents[key], result, summaries[key], now, report)
+            crash_point("after_finish")
+
+    def _settle(self, intent: Intent, result: ApplyResult | None, summary: str, now: datetime,
+                report: ExecutionReport) -> None:
+        if result is None:
+            report.unknown.append(intent.key)  # no answer for it: settled by a later read
+        elif result.ok:
+            self._finish(intent, IntentState.DONE, now, summary, report.done)
+        elif result.skipped:
+            self._finish(intent, IntentState.SKIPPED, now, result.error or "skipped by the helpdesk",
+                         report.skipped)
+        else:
+            self._finish(intent, IntentState.FAILED, now, result.error or "refused by the helpdesk",
+                         report.failed)
+
+    def _finish(self, intent: Intent, state: IntentState, now: datetime, detail: str, bucket: list[str]) -> None:
+        self.store.finish(intent.key, state, now=now, detail=detail)
+        bucket.append(intent.key)
+        event(self.log, "action", level=logging.WARNING if state is IntentState.FAILED else logging.INFO,
+              rule=intent.rule, ticket=intent.ticket_key, kind=intent.kind, result=state.value, detail=detail)
+        if self.on_action:
+            self.on_action(intent, state.value, detail)
+
+
+class _RotationView(dict):
+    """Last round-robin member per pool, read from the store on first use."""
+
+    def __init__(self, store: StateStore):
+        super().__init__()
+        self._store = store
+
+    def get(self, pool: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if pool not in self:
+            self[pool] = self._store.rotation(pool)
+        return super().get(pool, default)
+
+
+def _note_seen(connector: Connector, intent: Intent, ticket: Ticket) -> bool | None:
+    """Whether the helpdesk shows a note carrying this action's key (connectors that can tell)."""
+    if intent.kind != "add_note" and not (intent.resolved or {}).get("note"):
+        return None
+    check = getattr(connector, "has_note", None)
+    if check is None:
+        return None
+    return bool(check(ticket.id, intent.key))
+
+
+def _safe(change: TicketChange, ticket: Ticket | None) -> TicketChange:
+    """Ask for a safe update against the version we just read, where the connector supports it."""
+    if ticket is None or ticket.updated_at is None:
+        return change
+    return replace(change, expected_updated_at=ticket.updated_at)
+
+
+def _human(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def _describe(kind: str, params: Mapping) -> str:
+    """Short text of a planned action for logs."""
+    if kind == "notify":
+        return f"notify {params.get('channel') or params.get('user')}"
+    if kind == "assign":
+        return f"assign {params.get('agent') or params.get('team')}"
+    for name in ("group", "priority", "status", "tags"):
+        if name in params:
+            return f"{kind} {params[name]}"
+    return kind
+
+
+def _describe_change(change: Mapping) -> str:
+    return ", ".join(f"{k}={v}" for k, v in change.items() if k != "note") or "note"
