@@ -23,11 +23,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_package
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_GROUPS = {"weekdays": WEEKDAYS[:5], "weekend": WEEKDAYS[5:], "daily": WEEKDAYS}
 _LONG_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY = 1440  # minutes
 WEEK = 7 * DAY
@@ -112,6 +114,39 @@ def check_holiday_region(country: str, subdivision: str | None = None) -> None:
             raise CalendarError(f"{country} has no subdivision {subdivision!r} (known: {names})")
 
 
+def expand_hours(hours: Mapping[str | int, Any]) -> dict[str, list[Shift]]:
+    """Shifts per weekday from keys mon..sun, `weekdays`, `weekend`, `daily` or `mon-fri`; a day beats a group."""
+    grouped: dict[str, tuple[str, list[Shift]]] = {}
+    single: dict[str, list[Shift]] = {}
+    for key, value in hours.items():
+        shifts = [Shift.parse(s) for s in ([value] if isinstance(value, str) else list(value or []))]
+        name = key if isinstance(key, int) else str(key).strip().lower()
+        if isinstance(name, str) and (name in _GROUPS or "-" in name):
+            for day in _day_group(name):
+                if day in grouped:
+                    raise CalendarError(f"{day} is given by both '{grouped[day][0]}' and '{key}'")
+                grouped[day] = (str(key), shifts)
+        else:
+            single[WEEKDAYS[_weekday(name)]] = shifts
+    merged = {day: shifts for day, (_, shifts) in grouped.items()} | single
+    return {day: merged[day] for day in WEEKDAYS if merged.get(day)}
+
+
+def _weekday(name: str | int) -> int:
+    try:
+        return parse_weekday(name)
+    except ValueError:
+        raise CalendarError(f"'{name}' is not a day (use mon..sun, weekdays, weekend, daily or a range mon-fri)")
+
+
+def _day_group(name: str) -> tuple[str, ...]:
+    if name in _GROUPS:
+        return _GROUPS[name]
+    first, _, last = (part.strip() for part in name.partition("-"))
+    start, end = _weekday(first), _weekday(last)
+    return tuple(WEEKDAYS[(start + i) % 7] for i in range((end - start) % 7 + 1))
+
+
 class Calendar:
     """A named working schedule in one time zone; answers business-time questions exactly."""
 
@@ -119,7 +154,7 @@ class Calendar:
         self,
         name: str,
         timezone: str | ZoneInfo = "UTC",
-        hours: Mapping[str | int, Iterable[str | Shift]] | None = None,
+        hours: Mapping[str | int, Any] | None = None,
         *,
         country: str | None = None,
         subdivision: str | None = None,
@@ -131,8 +166,8 @@ class Calendar:
         if hours is None:
             week = [[Shift(0, DAY)] for _ in WEEKDAYS]
         else:
-            for day, shifts in hours.items():
-                week[parse_weekday(day)].extend(Shift.parse(s) for s in shifts)
+            for day, shifts in expand_hours(hours).items():
+                week[WEEKDAYS.index(day)].extend(shifts)
         self.week: tuple[tuple[Shift, ...], ...] = tuple(tuple(sorted(day)) for day in week)
         if not any(self.week):
             raise CalendarError(f"calendar {name!r} has no working hours at all")

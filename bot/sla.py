@@ -1,0 +1,445 @@
+"""SLA policies and their clocks: how long a ticket may wait, and how long it has.
+
+The rules file names calendars (`calendars:`) and policies (`sla_policies:`);
+`clocks(ticket, now, policy, calendars)` turns one ticket snapshot into a
+`Clock` per target (first reply, next reply, resolution). Everything here is
+pure: time is passed in, nothing reads a clock or the network.
+
+Clock semantics (see docs/sla.md):
+
+- first_reply: starts at created_at, stops at first_responded_at;
+- next_reply: starts at the customer's last update when it is later than the
+  first reply, stops at the next agent update;
+- resolution: starts at created_at, stops when the ticket is solved or closed;
+- a ticket solved or closed stops every clock it still runs.
+
+Pausing (`pause_when: [pending, on_hold]`) needs the ticket's status history.
+Given one (`history=`, oldest first), every past pause is subtracted. Without
+it only the current pause is visible, from status_changed_at: time spent
+pending before the last status change counts as running time, so a clock
+without history can only breach early, never late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from math import ceil
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from bot.calendar import Calendar, always, check_holiday_region, expand_hours, load_zone
+from bot.model import Priority, Status, Ticket
+from bot.rules.durations import parse_duration
+
+TARGETS = ("first_reply", "next_reply", "resolution")
+ZERO = timedelta(0)
+TICK = timedelta(microseconds=1)
+
+
+def _duration(value: Any) -> timedelta:
+    delta = parse_duration(value)  # DurationError is a ValueError: pydantic reports it at the key
+    if delta <= ZERO:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return delta
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; specs never change once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HolidaysSpec(Strict):
+    """Days off: a country's public holidays (the `holidays` package) plus explicit dates."""
+
+    country: str | None = Field(None, description="ISO 3166 country code, e.g. GB, US, DE.")
+    subdivision: str | None = Field(None, description="State/region code within the country, e.g. ENG, CA.")
+    dates: list[date] = Field(default_factory=list, description="Extra days off, e.g. 2024-12-24.")
+
+    @model_validator(mode="after")
+    def _known_region(self) -> HolidaysSpec:
+        if self.subdivision is not None and self.country is None:
+            raise ValueError("a holiday 'subdivision' needs a 'country'")
+        if self.country is not None:
+            check_holiday_region(self.country, self.subdivision)
+        return self
+
+
+class CalendarSpec(Strict):
+    """A named working schedule: time zone, shifts per weekday, holidays."""
+
+    timezone: str = Field("UTC", description="IANA time zone, e.g. Europe/London.")
+    hours: dict[str, list[str] | str] | Literal["24x7"] = Field(
+        description="Shifts per day: {mon: ['09:00-12:30', '13:30-18:00'], weekdays: '09:00-17:00', "
+                    "sat: []}; keys mon..sun, weekdays, weekend, daily, or ranges like mon-thu; "
+                    "overnight shifts such as 22:00-06:00 belong to the day they start; or '24x7'.")
+    holidays: HolidaysSpec | None = Field(None, description="Days off.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        load_zone(value)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_hours(cls, value: Any) -> Any:
+        if value != "24x7" and not expand_hours(value):
+            raise ValueError("no working hours at all (give at least one day a shift, or write 24x7)")
+        return value
+
+    def build(self, name: str) -> Calendar:
+        """The working `Calendar` this spec describes."""
+        days_off = self.holidays or HolidaysSpec()
+        return Calendar(name, self.timezone, None if self.hours == "24x7" else self.hours, country=days_off.country,
+                        subdivision=days_off.subdivision, dates=days_off.dates)
+
+
+class TargetSpec(Strict):
+    """How long one target may take, per priority; a bare duration applies to every priority."""
+
+    urgent: Duration | None = None
+    high: Duration | None = None
+    normal: Duration | None = None
+    low: Duration | None = None
+    business_hours: bool = Field(True, description="Count only the policy calendar's working time.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str | timedelta):
+            return {priority.value: value for priority in Priority}
+        return value
+
+    def goal(self, priority: Priority) -> timedelta | None:
+        """The allowed time for this priority, if the policy sets one."""
+        return getattr(self, priority.value)
+
+
+class TargetsSpec(Strict):
+    """The three targets a policy may set."""
+
+    first_reply: TargetSpec | None = None
+    next_reply: TargetSpec | None = None
+    resolution: TargetSpec | None = None
+
+
+class AppliesTo(Strict):
+    """Which tickets a policy covers; every list given must match (tags: any one of them)."""
+
+    groups: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)
+    priorities: list[Priority] = Field(default_factory=list)
+
+    def matches(self, ticket: Ticket) -> bool:
+        """True when the ticket is covered."""
+        folded = {name.casefold() for name in self.groups}
+        return ((not self.groups or (ticket.group or "").casefold() in folded)
+                and (not self.tags or not ticket.tags.isdisjoint(self.tags))
+                and (not self.types or (ticket.type or "").casefold() in {t.casefold() for t in self.types})
+                and (not self.priorities or ticket.priority in self.priorities))
+
+
+class SlaPolicySpec(Strict):
+    """One SLA policy: which tickets, which calendar, the targets, and when clocks pause."""
+
+    name: str
+    calendar: str = Field("24x7", description="A name under `calendars:`, or the built-in 24x7.")
+    source: Literal["deskbot", "platform"] = Field(
+        "deskbot", description="platform: use the helpdesk's own deadlines when a ticket has them.")
+    pause_when: list[Literal["pending", "on_hold"]] = Field(default_factory=list)
+    applies_to: AppliesTo | None = None
+    targets: TargetsSpec = Field(default_factory=TargetsSpec)
+
+    @model_validator(mode="after")
+    def _has_targets(self) -> SlaPolicySpec:
+        if self.source == "deskbot" and not any(getattr(self.targets, name) for name in TARGETS):
+            raise ValueError(f"policy '{self.name}' sets no targets (add first_reply, next_reply or resolution)")
+        return self
+
+    def covers(self, ticket: Ticket) -> bool:
+        """True when this policy applies to the ticket."""
+        return self.applies_to is None or self.applies_to.matches(ticket)
+
+
+def build_calendars(specs: Mapping[str, CalendarSpec]) -> dict[str, Calendar]:
+    """Every usable calendar by name, the built-in `24x7` included."""
+    return {"24x7": always(), **{name: spec.build(name) for name, spec in specs.items()}}
+
+
+def sla_problems(calendars: Mapping[str, CalendarSpec],
+                 policies: Sequence[SlaPolicySpec]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Cross-section mistakes as (location, message): unknown calendars, duplicate names."""
+    import difflib
+
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if "24x7" in calendars:
+        problems.append((("calendars", "24x7"), "'24x7' is built in; give your calendar another name"))
+    known = ["24x7", *calendars]
+    seen: set[str] = set()
+    for index, policy in enumerate(policies):
+        if policy.calendar not in known:
+            close = difflib.get_close_matches(policy.calendar, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+            problems.append((("sla_policies", index, "calendar"), f"unknown calendar '{policy.calendar}'{hint}"))
+        if policy.name in seen:
+            problems.append((("sla_policies", index, "name"), f"policy name '{policy.name}' is used twice"))
+        seen.add(policy.name)
+    return problems
+
+
+def policy_for(ticket: Ticket, policies: Sequence[SlaPolicySpec]) -> SlaPolicySpec | None:
+    """The first policy, in file order, that covers the ticket."""
+    return next((policy for policy in policies if policy.covers(ticket)), None)
+
+
+# -- clocks ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """The ticket entered `status` at `at` (one entry of a status history)."""
+
+    at: datetime
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Where a clock runs: from `started_at`, minus pauses ((start, end or None=ongoing)), in a time base."""
+
+    started_at: datetime
+    pauses: tuple[tuple[datetime, datetime | None], ...] = ()
+    calendar: Calendar | None = None  # None: calendar (wall) time
+
+    def measure(self, start: datetime, end: datetime) -> timedelta:
+        """Time-base length of [start, end), signed."""
+        return self.calendar.between(start, end) if self.calendar else end - start
+
+    def advance(self, start: datetime, amount: timedelta) -> datetime:
+        """The earliest instant `amount` of time-base time after `start`."""
+        return self.calendar.add(start, amount) if self.calendar else start + amount
+
+    def elapsed_until(self, at: datetime) -> timedelta:
+        """Running time from the start to `at`, pauses excluded."""
+        at = max(at, self.started_at)
+        paused = sum((self.measure(a, min(b or at, at)) for a, b in self.pauses if a < at), ZERO)
+        return self.measure(self.started_at, at) - paused
+
+    def instant_at(self, amount: timedelta) -> datetime | None:
+        """The earliest instant the running time reaches `amount`; None if an ongoing pause comes first."""
+        if amount < ZERO:
+            return None
+        cursor, left = self.started_at, amount
+        for pause_start, pause_end in self.pauses:
+            if pause_start > cursor:
+                stretch = self.measure(cursor, pause_start)
+                if left <= stretch:
+                    return self.advance(cursor, left)
+                left -= stretch
+            if pause_end is None:
+                return None
+            cursor = max(cursor, pause_end)
+        return self.advance(cursor, left)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One SLA target's state at `as_of`; durations are in the policy's time base.
+
+    `remaining` is negative once breached; `deadline` is None while a paused
+    clock has time left (it moves when the clock resumes).
+    """
+
+    target: str
+    policy: str
+    source: str
+    business_hours: bool
+    started_at: datetime
+    goal: timedelta
+    deadline: datetime | None
+    paused: bool
+    stopped: bool
+    stopped_at: datetime | None
+    elapsed: timedelta
+    remaining: timedelta
+    elapsed_share: float
+    breached: bool
+    breached_for: timedelta
+    as_of: datetime
+    timeline: Timeline = field(repr=False, compare=False)
+
+    @property
+    def elapsed_percent(self) -> float:
+        """`elapsed` as a percentage of `goal` (exact division, so 7% of a day reads 7.0, not 7.000000000000001)."""
+        if self.goal <= ZERO:
+            return 100.0 if self.breached else 0.0
+        return self.elapsed * 100 / self.goal
+
+    @property
+    def running(self) -> bool:
+        """True when time alone moves this clock."""
+        return not (self.stopped or self.paused)
+
+
+def clocks(ticket: Ticket, now: datetime, policy: SlaPolicySpec, calendars: Mapping[str, Calendar],
+           history: Sequence[StatusChange] | None = None) -> dict[str, Clock]:
+    """Each target's clock for one ticket under `policy`; targets that do not apply are absent."""
+    calendar = calendars.get(policy.calendar)
+    if calendar is None:
+        raise ValueError(f"policy '{policy.name}' names unknown calendar '{policy.calendar}'")
+    pauses = _pauses(ticket, now, set(policy.pause_when), history)
+    result: dict[str, Clock] = {}
+    for target in TARGETS:
+        span = _span(ticket, target, now)
+        if span is None:
+            continue
+        started_at, stopped_at = span
+        spec: TargetSpec | None = getattr(policy.targets, target)
+        platform_deadline = getattr(ticket.sla, f"{target}_due_at") if policy.source == "platform" else None
+        goal = spec.goal(ticket.priority) if spec else None
+        if platform_deadline is None and goal is None:
+            continue
+        business = spec.business_hours if spec else True
+        base = calendar if business and not calendar.always_open else None
+        own = _clip(pauses, started_at, stopped_at)
+        if platform_deadline is not None:  # the helpdesk already moved its deadline for past pauses
+            own = tuple(p for p in own if p[1] is None) if stopped_at is None else ()
+        timeline = Timeline(started_at, own, base)
+        if platform_deadline is not None:
+            deadline: datetime | None = platform_deadline
+            goal = timeline.measure(started_at, platform_deadline)
+        else:
+            assert goal is not None
+            deadline = timeline.instant_at(goal)
+        source = "platform" if platform_deadline is not None else "deskbot"
+        result[target] = _clock(target, policy.name, source, business, timeline, goal, deadline, stopped_at, now)
+    return result
+
+
+def ticket_clocks(ticket: Ticket, now: datetime, policies: Sequence[SlaPolicySpec],
+                  calendars: Mapping[str, Calendar],
+                  history: Sequence[StatusChange] | None = None) -> dict[str, Clock]:
+    """The clocks of the first policy covering the ticket ({} when none does)."""
+    policy = policy_for(ticket, policies)
+    return {} if policy is None else clocks(ticket, now, policy, calendars, history)
+
+
+def _clock(target: str, policy: str, source: str, business: bool, timeline: Timeline, goal: timedelta,
+           deadline: datetime | None, stopped_at: datetime | None, now: datetime) -> Clock:
+    ongoing = [a for a, b in timeline.pauses if b is None]
+    frozen_at = stopped_at if stopped_at is not None else (ongoing[0] if ongoing else None)
+    end = max(frozen_at or now, timeline.started_at)
+    elapsed = timeline.elapsed_until(end)
+    remaining = goal - elapsed
+    breached = deadline is not None and (end > deadline if stopped_at is not None else end >= deadline)
+    if goal > ZERO:
+        share = elapsed / goal
+    else:
+        share = 1.0 if breached else 0.0
+    return Clock(target=target, policy=policy, source=source, business_hours=business,
+                 started_at=timeline.started_at, goal=goal, deadline=deadline,
+                 paused=stopped_at is None and bool(ongoing), stopped=stopped_at is not None,
+                 stopped_at=stopped_at, elapsed=elapsed, remaining=remaining, elapsed_share=share,
+                 breached=breached, breached_for=max(ZERO, -remaining) if breached else ZERO,
+                 as_of=now, timeline=timeline)
+
+
+def _span(ticket: Ticket, target: str, now: datetime) -> tuple[datetime, datetime | None] | None:
+    """(started_at, stopped_at) of a target by the ticket's timestamps; None when it has not started."""
+    resolved = (ticket.solved_at or ticket.status_changed_at or now) if ticket.status.is_resolved else None
+    if target == "next_reply":
+        customer, first = ticket.last_customer_update_at, ticket.first_responded_at
+        if customer is None or first is None or customer <= first:
+            return None
+        agent = ticket.last_agent_update_at
+        stop = agent if agent is not None and agent >= customer else resolved
+        return customer, None if stop is None else max(stop, customer)
+    if ticket.created_at is None:
+        return None
+    stop = (ticket.first_responded_at or resolved) if target == "first_reply" else resolved
+    return ticket.created_at, None if stop is None else max(stop, ticket.created_at)
+
+
+def _pauses(ticket: Ticket, now: datetime, statuses: set[str],
+            history: Sequence[StatusChange] | None) -> tuple[tuple[datetime, datetime | None], ...]:
+    """Intervals spent in a pausing status; the last may be ongoing (end None)."""
+    if not statuses:
+        return ()
+    if not history:
+        since = ticket.status_changed_at or now
+        return ((since, None),) if ticket.status.value in statuses else ()
+    changes = sorted(history, key=lambda change: change.at)
+    if changes[-1].status != ticket.status:  # the snapshot is newer than the history
+        changes.append(StatusChange(max(changes[-1].at, ticket.status_changed_at or now), ticket.status))
+    found: list[tuple[datetime, datetime | None]] = []
+    for change, following in zip(changes, [*changes[1:], None], strict=True):
+        if change.status.value in statuses:
+            end = following.at if following is not None else None
+            if found and found[-1][1] == change.at:  # pending -> on_hold is one pause
+                found[-1] = (found[-1][0], end)
+            else:
+                found.append((change.at, end))
+    return tuple(found)
+
+
+def _clip(pauses: tuple[tuple[datetime, datetime | None], ...], start: datetime,
+          end: datetime | None) -> tuple[tuple[datetime, datetime | None], ...]:
+    """Pauses inside [start, end); with an end (a stopped clock) none stays ongoing."""
+    clipped = []
+    for pause_start, pause_end in pauses:
+        low = max(pause_start, start)
+        high = pause_end if end is None else min(pause_end or end, end)
+        if high is None or low < high:
+            clipped.append((low, high))
+    return tuple(clipped)
+
+
+def next_due(found: Mapping[str, Clock]) -> str | None:
+    """The running, not yet breached target with the earliest deadline (None when there is none)."""
+    due = [c for c in found.values() if c.running and not c.breached and c.deadline is not None]
+    return min(due, key=lambda c: (c.deadline, TARGETS.index(c.target))).target if due else None
+
+
+def next_due_change_at(found: Mapping[str, Clock]) -> datetime | None:
+    """When `next_due` can change with time alone: the earliest running, unbreached deadline."""
+    deadlines = [c.deadline for c in found.values() if c.running and not c.breached and c.deadline]
+    return min(deadlines, default=None)
+
+
+def next_change_at(clock: Clock, now: datetime, *, breach: bool | None = None, percent: float | None = None,
+                   remaining: timedelta | None = None, breached_for: timedelta | None = None) -> datetime | None:
+    """The first instant after `now` at which the clock breaches or crosses a given threshold.
+
+    With no threshold it answers when the clock breaches. `percent` is a share
+    of the goal (75); `remaining` and `breached_for` are durations; pass
+    `breach=True` to also count the breach. None when time alone cannot change
+    anything (stopped, paused, or every crossing already past).
+    """
+    if not clock.running:
+        return None
+    if breach is None:
+        breach = percent is None and remaining is None and breached_for is None
+    candidates = [clock.deadline] if breach and clock.deadline is not None and clock.deadline > now else []
+    marks = []
+    if percent is not None:  # exact: the first microsecond at which elapsed * 100 / goal >= percent
+        marks.append(timedelta(microseconds=ceil(Fraction(percent) * (clock.goal // TICK) / 100)))
+    if remaining is not None:
+        marks.append(clock.goal - remaining)
+    if breached_for is not None:
+        marks.append(clock.goal + breached_for)
+    elapsed_now = clock.timeline.elapsed_until(now)
+    for mark in marks:
+        if elapsed_now <= mark:  # exactly on a mark: the strict side flips a microsecond later
+            instant = clock.timeline.instant_at(mark if elapsed_now < mark else mark + TICK)
+            if instant is not None and instant > now:
+                candidates.append(instant)
+    return min(candidates, default=None)
