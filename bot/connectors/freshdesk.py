@@ -202,15 +202,15 @@ class FreshdeskConnector:
             yield ChangePage(tuple(fresh), mark.encode(), False)
             moved = mark.at is not None and (previous_at is None or mark.at > previous_at)
             crowded = len(mark.seen) >= max(1, self.per_page // 2)
-            if moved and (not crowded or page_number + 1 >= self.page_wall):
+            if moved and (not crowded or page_number + 1 > self.page_wall):
                 # Keyset restart: cheap when few tickets share the last second, required near the wall.
                 target, params = "/api/v2/tickets", self._list_params(mark.since(self.lookback) or self.backfill_since)
                 page_number = 1
                 continue
             page_number = _page_of(next_url, page_number + 1)
-            if page_number >= self.page_wall:
+            if page_number > self.page_wall:
                 raise ConnectorError(
-                    f"more than {(self.page_wall - 1) * self.per_page} Freshdesk tickets were updated within "
+                    f"more than {self.page_wall * self.per_page} Freshdesk tickets were updated within "
                     f"{self.lookback.total_seconds():g}s of {format_time(mark.at or self.backfill_since)} "
                     f"(a bulk update?) and the list API stops at page {self.page_wall}; re-read those tickets "
                     "by id (get_tickets), or lower `lookback`", platform=PLATFORM)

@@ -77,6 +77,10 @@ class FreshdeskSandbox(SandboxApp):
         self.companies: dict[int, dict[str, Any]] = {}
         self.custom_fields: dict[str, dict[str, Any]] = {}
         self.me: int | None = None
+        # Scripted interleavings for tests: `before(request)` runs first (e.g. a human edits a ticket) and may
+        # answer instead; `after(request, response)` may replace the answer (e.g. a 502 after the write).
+        self.before: list[Callable[[Request], Response | None]] = []
+        self.after: list[Callable[[Request, Response], Response | None]] = []
         self._next_id = {"ticket": 1, "contact": 9_000_001, "conversation": 1}
         self._window, self._used = -1, 0
 
@@ -298,11 +302,16 @@ class FreshdeskSandbox(SandboxApp):
         headers, refusal = self._charge(1 + len(includes))
         if refusal is not None:
             return refusal
-        if not self._authorized(request):
+        answers = [hook(request) for hook in list(self.before)]
+        response = next((answer for answer in answers if answer is not None), None)
+        if response is None and not self._authorized(request):
             response = json_response({"code": "invalid_credentials",
                                       "message": "You have to be logged in to perform this action."}, 401)
-        else:
+        if response is None:
             response = self._route(request, includes)
+        for hook in list(self.after):
+            replaced = hook(request, response)
+            response = response if replaced is None else replaced
         for name, value in headers.items():
             response.headers[name] = value
         return response
