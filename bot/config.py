@@ -78,7 +78,8 @@ def load_config_text(text: str, filename: str = "<memory>") -> Config:
         data, marks, duplicates = load_with_marks(text, filename)
     except YamlSyntaxError as error:
         raise ConfigError([f"{filename}:{error.line}:{error.column}: YAML syntax: {error}"]) from None
-    problems: list[Problem] = [Problem(path, message) for path, message in duplicates]
+    problems: list[Problem] = [Problem(path, message, position=marks.duplicates.get(path))
+                               for path, message in duplicates]
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1:1: the rules file must be a mapping with 'version' and 'rules'"])
     spec = _validate_top(data, problems)
@@ -136,7 +137,7 @@ def compile_rules(spec: ConfigSpec, raw_rules: list[Any], problems: list[Problem
 def _format(problems: Iterable[Problem], marks: Marks) -> list[str]:
     located = []
     for problem in problems:
-        line, column = marks.locate(problem.path, value=problem.at_value)
+        line, column = problem.position or marks.locate(problem.path, value=problem.at_value)
         located.append((line, column, f"{marks.filename}:{line}:{column}: {format_path(problem.path)}: "
                                       f"{problem.message}"))
     return [text for _, _, text in sorted(located, key=lambda item: (item[0], item[1]))]

@@ -271,7 +271,41 @@ class NotifyOptions(Strict):
     def _somewhere(self) -> NotifyOptions:
         if not (self.channel or self.team or self.user):
             raise ValueError("say where to post: 'channel', 'team' (its Slack channel) or 'user' (an email)")
+        if self.team == TICKETS_TEAM and not (self.channel or self.user):
+            raise ValueError("with team: ticket, also give 'channel' for tickets in no team's group")
         return self
+
+
+#: `notify: {team: ticket}` posts to the team whose group the ticket is in.
+TICKETS_TEAM = "ticket"
+
+
+def _destination(options: NotifyOptions, name: str | None, team: Any) -> dict[str, Any]:
+    """Channel, mentions and time zone for one team (or none)."""
+    mention = list(options.mention)
+    if team is not None and options.supervisors:
+        mention.extend(s for s in team.supervisors if s not in mention)
+    return {
+        "channel": options.channel or (team.slack_channel if team is not None else None),
+        "mention": mention, "team": name, "timezone": team.timezone if team is not None else "UTC",
+    }  # fmt: skip
+
+
+def _route_by_group(options: NotifyOptions, context: Context) -> Callable[[Ticket], dict[str, Any]]:
+    """Pick the team by the ticket's group at plan time; `channel` is the fallback for other groups."""
+    by_group = {team.group.casefold(): (name, team) for name, team in context.teams.items() if team.slack_channel}
+    fallback = _destination(options, None, None)
+
+    def route(ticket: Ticket) -> dict[str, Any]:
+        found = by_group.get((ticket.group or "").casefold())
+        if found is None:
+            return fallback
+        destination = _destination(options, found[0], found[1])
+        if options.channel:  # an explicit channel is only the fallback here
+            destination["channel"] = found[1].slack_channel
+        return destination
+
+    return route
 
 
 def _ticket_summary(ticket: Ticket) -> dict[str, Any]:
@@ -282,7 +316,8 @@ def _ticket_summary(ticket: Ticket) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@action("notify", Target.NOTIFIER, "Post an alert to Slack: a channel, a team's channel or a user by email.",
+@action("notify", Target.NOTIFIER, "Post an alert to Slack: a channel, a team's channel (`team: ticket` = the "
+        "team whose group the ticket is in), or a user by email.",
         'notify: {team: billing, message: "Unassigned for {{ since_created }}", severity: warning}',
         {"type": "object"})
 def _notify(raw: Any, path: Path, context: Context, problems: list[Problem]) -> CompiledAction | None:
@@ -290,31 +325,34 @@ def _notify(raw: Any, path: Path, context: Context, problems: list[Problem]) -> 
     if options is None:
         return None
     template = _template(options.message, (*path, "message"), problems, context)
-    channel, mention, timezone = options.channel, list(options.mention), "UTC"
-    if options.team:
+    if options.team == TICKETS_TEAM:
+        route = _route_by_group(options, context)
+    elif options.team:
         team = _team(options.team, (*path, "team"), context, problems)
         if team is None:
             return None
-        if not channel and not team.slack_channel and not options.user:
+        if not options.channel and not team.slack_channel and not options.user:
             problems.append(Problem((*path, "team"), f"team '{options.team}' has no slack_channel to post to"))
             return None
-        channel = channel or team.slack_channel
-        timezone = getattr(team, "timezone", None) or timezone
-        if options.supervisors:
-            mention.extend(s for s in team.supervisors if s not in mention)
+        fixed = _destination(options, options.team, team)
+        route = lambda ticket: fixed  # noqa: E731
     elif options.supervisors:
         problems.append(Problem((*path, "supervisors"), "supervisors: true needs 'team' to know whose"))
         return None
+    else:
+        fixed = _destination(options, None, None)
+        route = lambda ticket: fixed  # noqa: E731
     if template is None:
         return None
-    where = channel or options.user
+    where = options.channel or options.user or f"team {options.team}"
 
     def build(ticket: Ticket, now: datetime, rule: str) -> dict[str, Any]:
-        values = template.values(ticket, now, {"rule": rule, "team": options.team or ""})
+        destination = route(ticket)
+        values = template.values(ticket, now, {"rule": rule, "team": destination["team"] or ""})
         return {
-            "channel": channel, "user": options.user, "mention": list(mention), "severity": options.severity,
+            **destination, "user": options.user, "severity": options.severity,
             "template": template.text, "values": values, "message": template.render(values),
-            "ticket": _ticket_summary(ticket), "rule": rule, "team": options.team, "timezone": timezone,
+            "ticket": _ticket_summary(ticket), "rule": rule,
         }  # fmt: skip
 
     return CompiledAction("notify", Target.NOTIFIER, build, f"notify {where}")

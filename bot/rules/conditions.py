@@ -48,6 +48,7 @@ class Problem:
     path: Path
     message: str
     at_value: bool = False
+    position: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,13 @@ class Leaf(Node):
         if self.field.unit is not None:
             const = self.field.unit * const
         boundary = start + const
-        if self.operator in ("gt", "lte"):  # the verdict flips just after the boundary
-            boundary += _EPSILON
-        for candidate in (boundary, boundary + _EPSILON):
-            if candidate > now:
-                return candidate
-        return None
+        if self.operator in ("gt", "lte"):  # true (or false) only once strictly past the boundary
+            candidates: tuple[datetime, ...] = (boundary + _EPSILON,)
+        elif self.operator in ("gte", "lt"):
+            candidates = (boundary,)
+        else:  # eq / ne hold at the boundary instant itself and flip back right after
+            candidates = (boundary, boundary + _EPSILON)
+        return next((at for at in candidates if at > now), None)
 
 
 @dataclass

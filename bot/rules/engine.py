@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 Memory = Mapping[tuple[str, str], Firing]
 _NO_MEMORY: Memory = {}
+_NEXT_PASS = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
                 if at is not None and (soonest is None or at < soonest):
                     soonest = at
             if rule.stop and matched and updates.get(slot, before) is not before:
-                break  # this rule acted on the ticket now: later rules wait for the next pass
+                # This rule acted on the ticket now: later rules wait for the next pass, due at once.
+                soonest = now + _NEXT_PASS
+                break
         if soonest is not None:
             next_check[key] = soonest
     return Plan(tuple(matches), updates, next_check)

@@ -65,7 +65,7 @@ def parse(text: str, context: Any = None) -> Template:
     found: dict[str, Any] = {}
     for match in _PLACEHOLDER.finditer(text):
         name = match.group(1).strip()
-        if not _NAME.match(name):
+        if not _NAME.match(name) or any(part.startswith("_") for part in name.split(".")):
             raise TemplateError(f"'{{{{{match.group(1)}}}}}' is not a placeholder: write {{{{ field }}}} "
                                 "with a field name only (no expressions or filters)")
         try:

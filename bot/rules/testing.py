@@ -156,7 +156,7 @@ def run_case(case: Mapping[str, Any], config: Config, file_now: Any, file: str, 
         if got is None:
             result.problems.append(f"rule '{key[1]}' did not fire on ticket {key[0]}")
         elif want is not None and not _same(want, got):
-            diff = difflib.unified_diff(_lines(want), _lines(got), "expected", "planned", lineterm="")
+            diff = difflib.unified_diff(_lines(want), _lines(_display(got)), "expected", "planned", lineterm="")
             result.problems.append(f"rule '{key[1]}' on ticket {key[0]} planned other actions:\n" + "\n".join(diff))
     if case.get("only_expected", True):
         for key in actual.keys() - expected.keys():
@@ -208,6 +208,15 @@ def _same(want: Any, got: list[Any]) -> bool:
         else:
             return False
     return True
+
+
+def _display(actions: list[Any]) -> list[Any]:
+    """Planned actions in the shape expectations are written in: {add_tags: [x]}, {set_priority: high}."""
+    shown = []
+    for action in actions:
+        (kind, params), = action.items()
+        shown.append({kind: next(iter(params.values()))} if len(params) == 1 else action)
+    return shown
 
 
 def _lines(value: Any) -> list[str]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.rules.conditions import Problem
 from bot.rules.operators import suggest
-from bot.rules.yamlsource import Path, format_path
+from bot.rules.yamlsource import Path
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,6 +29,8 @@ def validate(model: type[M], data: Any, path: Path, problems: list[Problem], lab
 
 
 def _parent_name(path: Path, label: str | None) -> str:
+    if path and isinstance(path[-1], int) and label:
+        return label
     names = [part for part in path if isinstance(part, str)]
     return names[-1] if names else (label or "the file")
 
@@ -78,4 +80,4 @@ def _problem(model: type[BaseModel], item: dict[str, Any], path: Path, label: st
     message = item["msg"]
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
-    return Problem(where, f"{format_path(loc) if loc else _parent_name(path, label)}: {message}", at_value=True)
+    return Problem(where, message, at_value=True)

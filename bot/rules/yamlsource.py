@@ -24,6 +24,7 @@ class Marks:
     filename: str
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     value_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    duplicates: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def locate(self, path: Sequence[Any], *, value: bool = False) -> tuple[int, int]:
         """The position of `path` (its value when `value`), else of its nearest ancestor."""
@@ -98,6 +99,7 @@ def _convert(node: yaml.Node, path: Path, marks: Marks, problems: list, loader: 
             child = (*path, key)
             if key in result:
                 first_line = marks.positions[child][0]
+                marks.duplicates[child] = _pos(key_node)
                 problems.append((child, f"'{key}' appears twice in the same mapping (first on line {first_line})"))
                 continue
             marks.positions[child] = _pos(key_node)

@@ -1,0 +1,104 @@
+"""Property: for any ticket, at any time, with any memory, explain() and plan() tell the same story."""
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.config import load_config
+from bot.model import Firing, Priority, Status, Ticket
+from bot.rules.engine import explain, plan
+from tests.factories import make_config
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+EXAMPLE = load_config("config/rules.yaml")
+EVERY_OPERATOR = make_config("""\
+- name: Text
+  when:
+    any:
+      - subject: {contains: refund}
+      - subject: {matches: "^re:|outage", case_sensitive: true}
+      - subject: {starts_with: "[vip]"}
+      - description: {not_contains: thanks}
+      - group: {in: [Billing, technical]}
+      - assignee: {is_empty: true}
+  then: [{add_tags: t}]
+- name: Choices
+  when: {all: [{priority: {at_least: high}}, {status: {not_in: [pending, solved]}}, {not: {priority: urgent}}]}
+  then: [{add_tags: c}]
+  stop: true
+- name: Tags
+  when: {any: [{tags: {has_all: [a, b]}}, {tags: {has_none: [a, c]}}, {tags: {has_any: [d]}}, {tags: {lacks: e}}]}
+  then: [{add_tags: g}]
+- name: Ages
+  when:
+    any:
+      - since_created: {over: 2h}
+      - hours_since_updated: {lte: 1.5}
+      - unanswered_for: {at_least: 30m}
+      - since_agent_reply: {under: 1d}
+      - custom.seats: {gte: 10}
+  then: [{add_tags: a}]
+  repeat: 1h
+""")
+
+words = st.sampled_from(["refund", "RE: hi", "outage", "[VIP] x", "thanks", "", "Billing", "TECHNICAL", "zz"])
+moments = st.one_of(st.none(), st.integers(-10_000, 3_000).map(lambda m: NOW - timedelta(minutes=m)))
+
+
+@st.composite
+def tickets(draw):
+    return Ticket(
+        platform="zendesk",
+        id=draw(st.integers(1, 50)),
+        subject=draw(words),
+        description=draw(words),
+        status=draw(st.sampled_from(list(Status))),
+        priority=draw(st.sampled_from(list(Priority))),
+        group=draw(st.one_of(st.none(), words)),
+        assignee=draw(st.one_of(st.none(), st.just("Ana"))),
+        assignee_id=draw(st.one_of(st.none(), st.just(5))),
+        tags=frozenset(draw(st.sets(st.sampled_from(["a", "b", "c", "d", "e", "vip"])))),
+        custom={"seats": draw(st.one_of(st.none(), st.integers(0, 20), st.just("many")))},
+        type=draw(st.one_of(st.none(), st.sampled_from(["incident", "billing", "question"]))),
+        created_at=draw(moments),
+        updated_at=draw(moments),
+        last_customer_update_at=draw(moments),
+        last_agent_update_at=draw(moments),
+        assigned_at=draw(moments),
+    )
+
+
+memories = st.dictionaries(
+    st.sampled_from(["Text", "Choices", "Tags", "Ages", "Route billing questions", "Escalate waiting urgent tickets"]),
+    st.builds(Firing, st.booleans(), st.integers(0, 3), st.one_of(st.none(), moments.filter(bool))),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ticket=tickets(), offset=st.integers(0, 600), remembered=memories, use_example=st.booleans())
+def test_explain_and_plan_agree(ticket, offset, remembered, use_example):
+    config = EXAMPLE if use_example else EVERY_OPERATOR
+    now = NOW + timedelta(minutes=offset)
+    memory = {(rule, ticket.key): firing for rule, firing in remembered.items()}
+    fired = {m.rule for m in plan([ticket], now, config, memory).matches}
+    explained = explain(ticket, now, config, memory)
+    assert {e.rule.name for e in explained if e.would_fire} == fired
+    for item in explained:
+        if item.verdict is not None:
+            assert item.verdict.held == item.rule.condition.test(ticket, now) == item.matched
+
+
+@settings(max_examples=200, deadline=None)
+@given(ticket=tickets(), offset=st.integers(0, 600))
+def test_nothing_changes_before_next_check(ticket, offset):
+    """Between now and next_check_at, time alone never flips a rule's verdict."""
+    now = NOW + timedelta(minutes=offset)
+    for config in (EXAMPLE, EVERY_OPERATOR):
+        result = plan([ticket], now, config, {})
+        due = result.next_check_at.get(ticket.key)
+        horizon = due if due is not None else now + timedelta(days=30)
+        probe = now + (horizon - now) * 0.999
+        for rule in config.active_rules:
+            assert rule.condition.test(ticket, probe) == rule.condition.test(ticket, now), rule.name
