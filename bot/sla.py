@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
-from math import ceil
+from math import ceil, floor
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -416,30 +416,38 @@ def next_due_change_at(found: Mapping[str, Clock]) -> datetime | None:
 
 
 def next_change_at(clock: Clock, now: datetime, *, breach: bool | None = None, percent: float | None = None,
-                   remaining: timedelta | None = None, breached_for: timedelta | None = None) -> datetime | None:
+                   remaining: timedelta | None = None, breached_for: timedelta | None = None,
+                   after: bool = False) -> datetime | None:
     """The first instant after `now` at which the clock breaches or crosses a given threshold.
 
     With no threshold it answers when the clock breaches. `percent` is a share
     of the goal (75); `remaining` and `breached_for` are durations; pass
-    `breach=True` to also count the breach. None when time alone cannot change
-    anything (stopped, paused, or every crossing already past).
+    `breach=True` to also count the breach. A threshold is crossed when the
+    clock reaches it (for `>=`-like tests) or, with `after=True`, when it is
+    first strictly past it (`>`-like tests); otherwise an instant exactly on a
+    threshold announces the microsecond after. None when time alone cannot
+    change anything (stopped, paused, or every crossing already past).
     """
     if not clock.running:
         return None
     if breach is None:
         breach = percent is None and remaining is None and breached_for is None
     candidates = [clock.deadline] if breach and clock.deadline is not None and clock.deadline > now else []
-    marks = []
-    if percent is not None:  # exact: the first microsecond at which elapsed * 100 / goal >= percent
-        marks.append(timedelta(microseconds=ceil(Fraction(percent) * (clock.goal // TICK) / 100)))
+    marks: list[Fraction] = []  # thresholds as elapsed microseconds, exactly
+    goal = clock.goal // TICK
+    if percent is not None:
+        marks.append(Fraction(percent) * goal / 100)
     if remaining is not None:
-        marks.append(clock.goal - remaining)
+        marks.append(Fraction(goal - remaining // TICK))
     if breached_for is not None:
-        marks.append(clock.goal + breached_for)
-    elapsed_now = clock.timeline.elapsed_until(now)
+        marks.append(Fraction(goal + breached_for // TICK))
+    elapsed_now = clock.timeline.elapsed_until(now) // TICK
     for mark in marks:
-        if elapsed_now <= mark:  # exactly on a mark: the strict side flips a microsecond later
-            instant = clock.timeline.instant_at(mark if elapsed_now < mark else mark + TICK)
-            if instant is not None and instant > now:
-                candidates.append(instant)
+        reached, passed = ceil(mark), floor(mark) + 1
+        for target in (passed,) if after else (reached, passed):
+            if elapsed_now < target:
+                instant = clock.timeline.instant_at(target * TICK)
+                if instant is not None and instant > now:
+                    candidates.append(instant)
+                break
     return min(candidates, default=None)

@@ -398,20 +398,29 @@ def test_business_time_thresholds_wait_for_opening_hours() -> None:
     assert next_change_at(on_mark, at(8), percent=50) == at(0, day=1) + timedelta(microseconds=1)
 
 
+def test_strict_thresholds_are_announced_when_first_passed() -> None:
+    clock = clocks(ticket(), at(1), policy(), CALENDARS)["first_reply"]
+    assert next_change_at(clock, at(1), percent=75, after=True) == at(3) + timedelta(microseconds=1)
+    assert next_change_at(clock, at(1), remaining=H, after=True) == at(3) + timedelta(microseconds=1)
+    third = next_change_at(clock, at(1), percent=100 / 3)  # 80 minutes, not a whole microsecond count
+    assert third == next_change_at(clock, at(1), percent=100 / 3, after=True)
+    assert at(1) + 20 * M <= third <= at(1) + 20 * M + timedelta(microseconds=1)
+
+
 @settings(max_examples=80, deadline=None)
-@given(st.integers(0, 7 * 24 * 60), st.integers(1, 99), st.sampled_from(["office", "24x7"]))
+@given(st.integers(0, 7 * 24 * 60), st.integers(1, 99), st.sampled_from(["office", "24x7"]), st.booleans())
 def test_a_share_threshold_is_crossed_exactly_at_the_instant_announced(minutes: int, percent: int,
-                                                                     calendar: str) -> None:
+                                                                     calendar: str, after: bool) -> None:
     now = MONDAY_9 + minutes * M
     standard = policy(calendar=calendar)
     clock = clocks(ticket(), now, standard, CALENDARS)["resolution"]
-    crossing = next_change_at(clock, now, percent=percent)
+    crossing = next_change_at(clock, now, percent=percent, after=after)
     if crossing is None:
         assert clock.elapsed_percent > percent
         return
-    after = clocks(ticket(), crossing, standard, CALENDARS)["resolution"].elapsed_percent
+    reached = clocks(ticket(), crossing, standard, CALENDARS)["resolution"].elapsed_percent
     before = clocks(ticket(), crossing - timedelta(microseconds=1), standard, CALENDARS)["resolution"].elapsed_percent
-    if clock.elapsed_percent == percent:  # on the mark: announced when `gt` starts to hold
-        assert before == percent < after
-    else:  # announced when `gte` starts to hold
-        assert before < percent <= after
+    if after or clock.elapsed_percent == percent:  # announced when `>` starts to hold
+        assert before <= percent < reached
+    else:  # announced when `>=` starts to hold
+        assert before < percent <= reached
