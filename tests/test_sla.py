@@ -424,3 +424,21 @@ def test_a_share_threshold_is_crossed_exactly_at_the_instant_announced(minutes: 
         assert before <= percent < reached
     else:  # announced when `>=` starts to hold
         assert before < percent <= reached
+
+
+def test_the_examples_in_docs_sla_md_load() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[1] / "docs" / "sla.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
+    calendars = {name: CalendarSpec.model_validate(spec)
+                 for block in blocks for name, spec in block.get("calendars", {}).items()}
+    policies = [SlaPolicySpec.model_validate(spec) for block in blocks for spec in block.get("sla_policies", [])]
+    assert len(calendars) == 3 and len(policies) == 3
+    assert sla_problems(calendars, policies) == []
+    built = build_calendars(calendars)
+    assert [str(s) for s in built["london_support"].hours["fri"]] == ["09:00-12:30", "13:30-16:00"]
+    assert built["always_on"].always_open

@@ -137,3 +137,17 @@ def test_the_planner_schedules_the_ticket_for_the_crossing_and_fires_then() -> N
     assert early.matches == () and early.next_check_at == {"zendesk:1": at(3)}
     due = plan([ticket()], early.next_check_at["zendesk:1"], config, early.memory)
     assert [m.rule for m in due.matches] == ["Warn at 75%"]
+
+
+def test_the_rule_examples_in_docs_sla_md_compile() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).parents[2] / "docs" / "sla.md").read_text(encoding="utf-8")
+    rules = [rule for block in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+             for rule in (yaml.safe_load(block).get("rules") or [])]
+    assert len(rules) == 5
+    for rule in rules:
+        when(rule["when"])
