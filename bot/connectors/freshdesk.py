@@ -93,6 +93,8 @@ class FreshdeskConnector:
         budget = budget or RateBudget(limit_per_minute, share=1 - human_share)
         self.http = FreshdeskHttp(base_url, api_key, timeout=timeout, retry=retry, budget=budget,
                                   calls=self.calls, session=session)
+        # Each include costs a credit more; start from that until X-Ratelimit-Used-CurrentRequest says otherwise.
+        self.http.costs.update({"tickets_list": 1 + len(includes), "ticket_show": 1 + len(VIEW_INCLUDES)})
         self.per_page, self.includes, self.lookback = per_page, tuple(includes), lookback
         self.backfill_since, self.page_wall = backfill_since, page_wall
         self.directory_ttl, self.clock = directory_ttl, clock

@@ -91,7 +91,8 @@ def error_for(response: requests.Response, method: str) -> ConnectorError:
     common = {"status": status, "platform": PLATFORM}
     if status == 401:
         return AuthError(
-            f"FRESHDESK_API_KEY was rejected (401): {message or 'invalid credentials'}. Copy the key from "
+            f"FRESHDESK_API_KEY was rejected (401): {str(message or 'invalid credentials').rstrip('.')}. "
+            "Copy the key from "
             "Freshdesk (your avatar > Profile settings > View API key) and check that FRESHDESK_DOMAIN "
             "names the same account", **common)
     if status == 403:
