@@ -34,6 +34,7 @@ from bot.sla import (
     next_change_at,
     next_due,
     next_due_change_at,
+    sla_problems,
     ticket_clocks,
 )
 
@@ -83,7 +84,11 @@ def bind(context: Any) -> SlaBinding:
     policies = tuple(getattr(context, "sla_policies", None) or ())
     if not policies:
         raise ValueError("SLA fields need a policy: add an `sla_policies:` section (see docs/sla.md)")
-    binding = SlaBinding(policies, build_calendars(getattr(context, "calendars", None) or {}))
+    specs = getattr(context, "calendars", None) or {}
+    mistakes = sla_problems(specs, policies)  # normally refused earlier, where the file is loaded
+    if mistakes:
+        raise ValueError(f"SLA fields cannot bind: {mistakes[0][1]}")
+    binding = SlaBinding(policies, build_calendars(specs))
     if len(_BINDINGS) >= 8:  # hot reloads make new files; keep the few most recent
         _BINDINGS.pop(next(iter(_BINDINGS)))
     _BINDINGS[id(context)] = (context, binding)

@@ -124,6 +124,13 @@ def test_sla_fields_need_a_policy_in_the_rules_file() -> None:
         "SLA fields need a policy: add an `sla_policies:` section (see docs/sla.md)"]
 
 
+def test_a_policy_naming_a_missing_calendar_cannot_bind() -> None:
+    broken = SimpleNamespace(calendars={}, sla_policies=[SlaPolicySpec(name="p", calendar="ofice",
+                                                                       targets={"resolution": "1d"})])
+    assert problems_of({"sla.resolution.breached": True}, broken) == [
+        "SLA fields cannot bind: unknown calendar 'ofice' (known: 24x7)"]
+
+
 def test_operators_are_checked_against_the_measure_kind() -> None:
     assert problems_of({"sla.first_reply.elapsed": {"over": "1h"}}) == ["'1h' is not a number"]
     assert problems_of({"sla.next_due": "resolved"})[0].startswith("'resolved' is not a sla.next_due")
