@@ -146,8 +146,12 @@ class StateStore(CursorStore, Outbox, Protocol):
         ...
 
     # -- mirror of open tickets ----------------------------------------------
-    def upsert_tickets(self, tickets: Iterable[Ticket]) -> None:
-        """Replace these tickets in the mirror (they keep their next check until re-evaluated)."""
+    def upsert_tickets(self, tickets: Iterable[Ticket], *, due_at: datetime | None = None) -> None:
+        """Replace tickets in the mirror; with `due_at` they are due for evaluation then, else keep their check."""
+        ...
+
+    def mark_due(self, at: datetime, platform: str | None = None) -> int:
+        """Make every mirrored ticket (of one helpdesk) due at `at`, e.g. after the rules changed."""
         ...
 
     def remove_tickets(self, keys: Iterable[str]) -> None:
@@ -243,6 +247,10 @@ class StateStore(CursorStore, Outbox, Protocol):
         ...
 
     # -- rule confirmations (blast-radius guard) ----------------------------------
+    def counts(self) -> dict[str, Any]:
+        """Sizes of the mirror, intents and outbox by state, for `deskbot status`."""
+        ...
+
     def confirmations(self) -> dict[str, str]:
         """Rule name -> fingerprint an operator confirmed."""
         ...

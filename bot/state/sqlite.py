@@ -151,16 +151,25 @@ class SqliteStore(JournalMixin):
                   (name, cursor, now))
 
     # -- mirror ----------------------------------------------------------------
-    def upsert_tickets(self, tickets: Iterable[Ticket]) -> None:
-        """Replace these tickets in the mirror, keeping their next check."""
+    def upsert_tickets(self, tickets: Iterable[Ticket], *, due_at: datetime | None = None) -> None:
+        """Replace these tickets in the mirror; `due_at` also marks them for evaluation then."""
+        due = to_text(due_at)
         with self.transaction():
             for t in tickets:
                 self._conn.execute(
-                    "INSERT INTO tickets (key, platform, id, status, updated_at, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET status = excluded.status, "
-                    "updated_at = excluded.updated_at, data = excluded.data",
-                    (t.key, t.platform, t.id, t.status.value, to_text(t.updated_at), ticket_to_json(t)))
+                    "INSERT INTO tickets (key, platform, id, status, updated_at, data, next_check_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, "
+                    "data = excluded.data, next_check_at = COALESCE(?, next_check_at)",
+                    (t.key, t.platform, t.id, t.status.value, to_text(t.updated_at), ticket_to_json(t), due, due))
+
+    def mark_due(self, at: datetime, platform: str | None = None) -> int:
+        """Make every mirrored ticket (of one helpdesk) due at `at`: the rules changed."""
+        sql, args = "UPDATE tickets SET next_check_at = ?", [to_text(at)]
+        if platform is not None:
+            sql += " WHERE platform = ?"
+            args.append(platform)
+        return self._run(sql, args).rowcount
 
     def remove_tickets(self, keys: Iterable[str]) -> None:
         """Drop tickets from the mirror."""

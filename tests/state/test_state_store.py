@@ -312,3 +312,13 @@ def test_a_file_from_a_newer_deskbot_is_refused(tmp_path):
 def test_the_file_uses_write_ahead_logging(tmp_path):
     store = SqliteStore(str(tmp_path / "s.sqlite3"))
     assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_changed_tickets_can_be_marked_due_as_they_enter_the_mirror(store):
+    store.upsert_tickets([make_ticket(1), make_ticket(2)], due_at=T0)
+    store.record_plan(Plan(), now=T0, mode=Mode.LIVE, evaluated=["zendesk:1", "zendesk:2"])
+    assert store.due(T0 + timedelta(days=9)) == []
+    store.upsert_tickets([make_ticket(2, subject="new reply")], due_at=T0)
+    assert store.due(T0) == ["zendesk:2"]
+    assert store.mark_due(T0, "zendesk") == 2
+    assert sorted(store.due(T0)) == ["zendesk:1", "zendesk:2"]

@@ -1,0 +1,200 @@
+"""One helpdesk's cycle: read changes -> mirror -> evaluate changed and due tickets -> record -> act.
+
+Changed tickets enter the mirror marked due *now*, in the same write, before
+the feed's cursor moves on; evaluation then takes every due ticket from the
+mirror. So a crash anywhere leaves either an unread page (read again) or a due
+ticket (evaluated next time), never a change that is neither. The local tick
+(`evaluate`) runs the same evaluation with zero API calls unless something
+fires. Solved, closed and deleted tickets leave the mirror after their last
+evaluation, and their Slack threads are marked resolved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.config import Config
+from bot.connectors.base import ChangePage, Connector, sync
+from bot.errors import ConnectorError
+from bot.executor import ExecutionReport, Executor
+from bot.logging_setup import event, get_logger
+from bot.model import Plan, Ticket
+from bot.runtime.blast import Guard
+from bot.runtime.crash import crash_point
+from bot.runtime.metrics import Metrics
+from bot.state import Mode, StateStore, iter_chunks
+
+Planner = Callable[..., Plan]
+CHUNK = 500
+
+
+@dataclass
+class CycleReport:
+    """What one poll or tick of one helpdesk did."""
+
+    platform: str
+    fetched: int = 0
+    evaluated: int = 0
+    planned: int = 0
+    execution: ExecutionReport = field(default_factory=ExecutionReport)
+    error: Exception | None = None
+    api_calls: int = 0
+    skipped: bool = False
+
+
+class Outage:
+    """Reports a helpdesk's errors once (and again only when they change), its recovery once, and backs off."""
+
+    def __init__(self, platform: str, interval: timedelta, *, cap: timedelta = timedelta(minutes=5),
+                 notify: Callable[[str, str], None] | None = None, logger: logging.Logger | None = None):
+        self.platform = platform
+        self.interval = interval
+        self.cap = cap
+        self.notify = notify
+        self.log = logger or get_logger("runner")
+        self.failures = 0
+        self.since: datetime | None = None
+        self.signature: str | None = None
+        self.retry_at: datetime | None = None
+
+    def ready(self, now: datetime) -> bool:
+        """False while backing off after failures (no busy loop against a failing helpdesk)."""
+        return self.retry_at is None or now >= self.retry_at
+
+    def failed(self, error: Exception, now: datetime) -> None:
+        """Count a failure; log and notify only when the problem is new."""
+        self.failures += 1
+        self.since = self.since or now
+        backoff = min(self.interval * 2 ** (self.failures - 1), self.cap)
+        self.retry_at = now + backoff
+        signature = f"{type(error).__name__}: {error}"
+        if signature == self.signature:
+            event(self.log, "helpdesk still failing", level=logging.DEBUG, helpdesk=self.platform,
+                  failures=self.failures)
+            return
+        self.signature = signature
+        event(self.log, "helpdesk error", level=logging.ERROR, helpdesk=self.platform, error=signature,
+              next_try_in=f"{backoff.total_seconds():.0f}s")
+        if self.notify:
+            self.notify(f"{self.platform}: {signature}", f"{self.platform}/error/{signature}")
+
+    def succeeded(self, now: datetime) -> None:
+        """Clear the failure state; report the recovery once."""
+        if self.failures:
+            down = (now - self.since).total_seconds() if self.since else 0.0
+            event(self.log, "helpdesk recovered", helpdesk=self.platform, failures=self.failures,
+                  down_for=f"{down:.0f}s")
+            if self.notify:
+                self.notify(f"{self.platform}: recovered after {self.failures} failed cycles ({down:.0f}s)",
+                            f"{self.platform}/recovered/{now.isoformat()}")
+        self.failures, self.since, self.signature, self.retry_at = 0, None, None, None
+
+
+class Cycle:
+    """Polls, evaluates and acts for one helpdesk."""
+
+    def __init__(self, platform: str, connector: Connector, store: StateStore, executor: Executor, *,
+                 rules: Callable[[], Config], planner: Planner, guard: Guard, mode: Callable[[Config], Mode],
+                 notifier: object | None = None, metrics: Metrics | None = None,
+                 logger: logging.Logger | None = None):
+        self.platform = platform
+        self.connector = connector
+        self.store = store
+        self.executor = executor
+        self.rules = rules
+        self.planner = planner
+        self.guard = guard
+        self.mode = mode
+        self.notifier = notifier
+        self.metrics = metrics or Metrics()
+        self.log = logger or get_logger("runner")
+        self.last_success_at: datetime | None = None
+
+    def poll(self, now: datetime) -> CycleReport:
+        """Read every change since the cursor, then evaluate and act; connector errors land in the report."""
+        report = CycleReport(self.platform)
+        before = self.connector.calls.total
+        try:
+            for page in sync(self.connector, self.store):
+                crash_point("after_fetch")
+                report.fetched += self._absorb(page, now)
+                crash_point("after_mirror")
+            self.last_success_at = now
+            self._evaluate(now, report, act=True)
+        except ConnectorError as error:
+            report.error = error
+        finally:
+            report.api_calls = self.connector.calls.total - before
+            self._count(report)
+        return report
+
+    def evaluate(self, now: datetime) -> CycleReport:
+        """The local tick: evaluate due mirror tickets; API calls only to perform what fires."""
+        report = CycleReport(self.platform)
+        before = self.connector.calls.total
+        try:
+            self._evaluate(now, report, act=None)
+        except ConnectorError as error:
+            report.error = error
+        finally:
+            report.api_calls = self.connector.calls.total - before
+            self._count(report)
+        return report
+
+    def _absorb(self, page: ChangePage, now: datetime) -> int:
+        """Put a page's tickets in the mirror, due now; drop deleted ones."""
+        latest: dict[int, Ticket] = {}
+        for ticket in page.tickets:  # a page may repeat a ticket; keep its newest version
+            old = latest.get(ticket.id)
+            if old is None or (ticket.updated_at or now) >= (old.updated_at or now):
+                latest[ticket.id] = ticket
+        gone = [f"{self.platform}:{i}" for i in page.deleted_ids]
+        with self.store.transaction():
+            self.store.upsert_tickets(latest.values(), due_at=now)
+            if gone:
+                self.store.remove_tickets(gone)
+        for key in gone:
+            self._resolve_threads(key, "deleted", now)
+        return len(latest)
+
+    def _evaluate(self, now: datetime, report: CycleReport, *, act: bool | None) -> None:
+        config = self.rules()
+        mode = self.mode(config)
+        self.guard.refresh(config, now)  # a new or confirmed rule version makes the whole queue due
+        due = self.store.due(now, self.platform)
+        for chunk in iter_chunks(due, CHUNK):
+            tickets = self.store.tickets(chunk)
+            memory = self.store.memory(chunk, mode)
+            plan = self.guard.filter(self.planner(list(tickets.values()), now, config, memory))
+            crash_point("after_plan")
+            self.executor.record(plan, now=now, mode=mode, evaluated=chunk, seen=tickets)
+            report.evaluated += len(tickets)
+            report.planned += len(plan.actions)
+            resolved = [key for key, t in tickets.items() if t.status.is_resolved]
+            if resolved:
+                self.store.remove_tickets(resolved)
+                for key in resolved:
+                    self._resolve_threads(key, tickets[key].status.value, now)
+        if mode is Mode.LIVE and (act or self.store.open_intents(self.platform, "helpdesk")):
+            report.execution = self.executor.perform(self.platform, now=now)
+            if report.execution.error is not None:
+                raise report.execution.error
+
+    def _resolve_threads(self, ticket_key: str, how: str, now: datetime) -> None:
+        resolve = getattr(self.notifier, "resolve", None)
+        if resolve is not None:
+            try:
+                resolve(ticket_key, how, now)
+            except Exception as error:  # Slack bookkeeping never blocks ticket processing
+                event(self.log, "thread resolve failed", level=logging.WARNING, ticket=ticket_key, error=str(error))
+
+    def _count(self, report: CycleReport) -> None:
+        m, p = self.metrics, self.platform
+        m.inc("deskbot_api_calls_total", report.api_calls, helpdesk=p)
+        for result in ("done", "failed", "skipped", "expired"):
+            n = len(getattr(report.execution, result))
+            if n:
+                m.inc("deskbot_actions_total", n, helpdesk=p, result=result)
