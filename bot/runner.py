@@ -274,6 +274,15 @@ class Runner:
             "helpdesks": self.last, "stalled": stalled,
         }
 
+    def status_checked(self) -> dict[str, Any]:
+        """`status()` after proving the store can still write (for /healthz)."""
+        try:
+            self.store.probe_write(self.clock())
+        except StateError as error:
+            self.store_error = str(error)
+            self.metrics.set("deskbot_store_writable", 0)
+        return self.status()
+
     # -- driving --------------------------------------------------------------------------
     def run_once(self) -> list[CycleReport]:
         """One poll of every helpdesk, then one delivery round (`deskbot run --once`)."""
