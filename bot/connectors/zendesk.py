@@ -60,14 +60,17 @@ class ZendeskConnector:
         export_budget: RateBudget | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.config = config
         self.calls = CallCounter()
         self.clock = clock
         self.sleep = sleep
         self.retry = retry or RetryPolicy(sleep=sleep)
-        self.budget = budget or RateBudget(config.rate_limit_per_minute, config.budget_share, sleep=sleep)
-        self.export_budget = export_budget or RateBudget(config.export_per_minute, 1.0, sleep=sleep)
+        self.budget = budget or RateBudget(config.rate_limit_per_minute, config.budget_share, clock=monotonic,
+                                           sleep=sleep)
+        self.export_budget = export_budget or RateBudget(config.export_per_minute, 1.0, clock=monotonic,
+                                                         sleep=sleep)
         self.session = ZendeskSession(config, self.budget, self.export_budget, self.calls.add)
         self.client = build_client(config, self.session)
         self._directory: Directory | None = None
