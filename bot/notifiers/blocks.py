@@ -82,31 +82,52 @@ def _fallback(body: str, mentions: Sequence[str]) -> str:
     return truncate(" ".join([*mentions, body]).strip(), TEXT_MAX)
 
 
-def alert_message(alert: Alert, now: datetime, *, mentions: Sequence[str] = (),
-                  resolved: Resolved | None = None, repeat: bool = False) -> SlackMessage:
-    """One alert: header, linked subject, the coordinator's message, fields, SLA clock, why, context."""
-    severity = content.SEVERITY_LABELS.get(alert.severity, "Warning")
-    if resolved:
-        header = f"{RESOLVED_ICON} Resolved · {alert.rule}"
-    else:
-        header = f"{ICONS.get(alert.severity, ICONS['warning'])} {alert.rule} · {severity}"
-    blocks = [_header(header)]
-    timezone = alert.sla.timezone if alert.sla else "UTC"
-    if resolved:
-        blocks.append(_section(f"{RESOLVED_ICON} *{untrusted(resolved.how) or 'Resolved'}*"
-                               f"{_when(resolved, timezone)}"))
-    blocks.append(_section(_subject_line(alert)))
-    message = content.render_template(alert, untrusted)
-    if message.strip():
-        blocks.append(_section(message))
+def _message(alert: Alert, escape_values: bool = True) -> str:
+    """The coordinator's template with escaped values, or the plain message kept multi-line."""
+    if alert.template:
+        return content.render_template(alert, untrusted if escape_values else (lambda v: v))
+    return untrusted(alert.message, multiline=True) if escape_values else alert.message
+
+
+def _fields(alert: Alert, now: datetime) -> dict[str, Any]:
     fields = [f"*{label}*\n{truncate(untrusted(value), 300)}" for label, value in content.ticket_fields(alert)]
     sla = _sla_field(alert, now)
     if sla:
         fields.append(sla)
     if alert.ticket.tags:
         fields.append("*Tags*\n" + truncate(", ".join(untrusted(t) for t in alert.ticket.tags), 300))
-    blocks.append({"type": "section",
-                   "fields": [{"type": "mrkdwn", "text": truncate(f, FIELD_MAX)} for f in fields[:FIELDS_MAX]]})
+    return {"type": "section",
+            "fields": [{"type": "mrkdwn", "text": truncate(f, FIELD_MAX)} for f in fields[:FIELDS_MAX]]}
+
+
+def _how(resolved: Resolved) -> str:
+    how = untrusted(resolved.how) or "resolved"
+    return how[:1].upper() + how[1:]
+
+
+def alert_message(alert: Alert, now: datetime, *, mentions: Sequence[str] = (),
+                  resolved: Resolved | None = None, repeat: bool = False) -> SlackMessage:
+    """One alert: header, linked subject, the coordinator's message, fields, SLA clock, why, context.
+
+    An alert about no ticket (the bot's own admin alerts) shows only its message.
+    """
+    severity = content.SEVERITY_LABELS.get(alert.severity, "Warning")
+    about_ticket = bool(alert.ticket.subject or alert.ticket.url)
+    if resolved:
+        header = f"{RESOLVED_ICON} Resolved · {alert.rule}"
+    else:
+        header = f"{ICONS.get(alert.severity, ICONS['warning'])} {alert.rule} · {severity}"
+    blocks = [_header(header)]
+    if resolved:
+        timezone = alert.sla.timezone if alert.sla else "UTC"
+        blocks.append(_section(f"{RESOLVED_ICON} *{_how(resolved)}*{_when(resolved, timezone)}"))
+    if about_ticket:
+        blocks.append(_section(_subject_line(alert)))
+    message = _message(alert)
+    if message.strip():
+        blocks.append(_section(message))
+    if about_ticket:
+        blocks.append(_fields(alert, now))
     if alert.reason:
         blocks.append(_section(f"*Why:* {truncate(untrusted(alert.reason, multiline=True), 1500)}"))
     if mentions and not resolved:
@@ -116,11 +137,12 @@ def alert_message(alert: Alert, now: datetime, *, mentions: Sequence[str] = (),
     if repeat:
         context.append(":grey_question: may repeat an earlier post whose delivery was not confirmed")
     blocks.append(_context(*context))
-    status = f"Resolved ({untrusted(resolved.how)})" if resolved else severity.upper()
-    body = f"[{status}] {trusted(alert.rule)}: {untrusted(alert.ticket.subject)} ({trusted(alert.ticket_key)})"
-    plain = untrusted(content.render_template(alert, lambda v: v))
+    status = f"Resolved: {_how(resolved)}" if resolved else severity.upper()
+    body = f"[{status}] {trusted(alert.rule)}: "
+    body += f"{untrusted(alert.ticket.subject)} ({trusted(alert.ticket_key)})" if about_ticket else ""
+    plain = untrusted(_message(alert, escape_values=False))
     if plain and not resolved:
-        body += f" — {plain}"
+        body += f" — {plain}" if about_ticket else plain
     return SlackMessage(_fallback(body, () if resolved else mentions), fit(blocks))
 
 
@@ -130,7 +152,7 @@ def _digest_line(alert: Alert, now: datetime, resolved: Resolved | None) -> str:
     parts += [truncate(untrusted(v), 60) for v in (alert.ticket.priority, alert.ticket.group,
                                                     alert.ticket.assignee or "unassigned") if v]
     if resolved:
-        parts.append(f"{RESOLVED_ICON} {truncate(untrusted(resolved.how), 80) or 'resolved'}")
+        parts.append(f"{RESOLVED_ICON} {truncate(_how(resolved), 80)}")
     elif alert.sla is not None:
         parts.append(trusted(content.sla_lines(alert.sla, now)[0]))
     return truncate("• " + " · ".join(parts), DIGEST_LINE_MAX)
@@ -165,6 +187,8 @@ def digest_message(alerts: Sequence[Alert], now: datetime, *, mentions: Sequence
 
 def digest_chunks(alerts: Sequence[Alert], now: datetime) -> list[list[Alert]]:
     """Split a digest so each message stays within block and size limits (no ticket is dropped)."""
+    if not alerts:
+        return []
     chunks: list[list[Alert]] = [[]]
     size = 0
     overhead = 2500  # header, mentions, context, section joins

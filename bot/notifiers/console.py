@@ -51,11 +51,11 @@ def _subject(alert: Alert) -> Text:
     return text
 
 
-def _details(alert: Alert, now: datetime, mentions: Sequence[str]) -> Table:
+def _details(alert: Alert, now: datetime, mentions: Sequence[str], *, about_ticket: bool) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    for label, value in content.ticket_fields(alert):
+    for label, value in content.ticket_fields(alert) if about_ticket else ():
         grid.add_row(label, Text(plain(value)))
     if alert.sla is not None:
         clock, when = content.sla_lines(alert.sla, now)
@@ -95,11 +95,12 @@ class ConsoleTransport:
         color = COLORS.get(alert.severity, "yellow")
         title = Text(f"{ICONS.get(alert.severity, '⚠')} {alert.rule} · "
                      f"{content.SEVERITY_LABELS.get(alert.severity, 'Warning')}", style=f"bold {color}")
-        parts: list = [_subject(alert)]
-        message = content.render_template(alert, lambda v: plain(v))
+        about_ticket = bool(alert.ticket.subject or alert.ticket.url)
+        parts: list = [_subject(alert), Text("")] if about_ticket else []
+        message = content.render_template(alert, plain) if alert.template else alert.message
         if message.strip():
-            parts += [Text(""), Text(plain(message, multiline=True))]
-        parts += [Text(""), _details(alert, now, list(alert.mention))]
+            parts += [Text(plain(message, multiline=True)), Text("")]
+        parts.append(_details(alert, now, list(alert.mention), about_ticket=about_ticket))
         footer = f"deskbot · rule {alert.rule} · {alert.ticket_key}"
         if repeat:
             footer += " · may repeat an earlier post"

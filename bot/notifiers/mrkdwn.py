@@ -22,7 +22,8 @@ ZWJ = "\u200d"
 ELLIPSIS = "…"
 
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_STYLE = re.compile(r"([*_~`])")
+_GUARD_STYLE = {ord(c): f"{ZWJ}{c}{ZWJ}" for c in "*_~`"}
+RAW_MAX = 3001  # no Slack text we send holds more; escaping only makes text longer
 _BROADCAST = re.compile(r"@(?=(?:channel|here|everyone|group)\b)", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 _SAFE_URL = re.compile(r"^https?://[^\s<>|\"]+$", re.IGNORECASE)
@@ -34,17 +35,22 @@ def trusted(text: str) -> str:
 
 
 def untrusted(text: object, *, multiline: bool = False) -> str:
-    """Ticket text made inert for mrkdwn: no mention, link, date token, quote or styling survives."""
+    """Ticket text made inert for mrkdwn: no mention, link, date token, quote or styling survives.
+
+    Input past `RAW_MAX` characters is dropped up front: the caller cuts to a
+    Block Kit limit (<= 3000) afterwards anyway, with an ellipsis.
+    """
     raw = "" if text is None else str(text)
-    raw = raw.replace("\r\n", "\n").replace("\r", "\n")
+    clipped = len(raw) > RAW_MAX * 4
+    raw = _INVISIBLE.sub("", raw[: RAW_MAX * 4].replace("\r\n", "\n").replace("\r", "\n"))
     if multiline:
         raw = "\n".join(_SPACES.sub(" ", line).strip() for line in raw.split("\n"))
         raw = re.sub(r"\n{3,}", "\n\n", raw).strip()
     else:
         raw = _SPACES.sub(" ", raw).strip()
-    raw = _INVISIBLE.sub("", raw)
-    out = trusted(raw)
-    out = _STYLE.sub(ZWJ + r"\1" + ZWJ, out)
+    if clipped or len(raw) > RAW_MAX:
+        raw = raw[:RAW_MAX] + ELLIPSIS
+    out = trusted(raw).translate(_GUARD_STYLE)
     out = out.replace("&gt;", ZWJ + "&gt;")
     out = _BROADCAST.sub("@" + ZWJ, out)
     return out.replace("](", "]" + ZWJ + "(")

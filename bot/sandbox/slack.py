@@ -137,6 +137,7 @@ class SlackSandbox(SandboxApp):
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, seed: bool = True, clock: Callable[[], float] = time.monotonic):
         super().__init__()
+        self._seed, self._initial_clock = seed, clock
         self.token = token
         self.clock = clock
         self.pace: float | None = None  # e.g. 1.0: a second post to a channel within 1 s gets 429
@@ -162,6 +163,13 @@ class SlackSandbox(SandboxApp):
             cara = self.add_user("cara@example.com", "Cara Diaz", id="U0CARADIA", tz="America/New_York")
             self.add_usergroup("oncall", [ana, ben], name="Support on-call", id="S0ONCALLX")
             self.add_usergroup("support-leads", [cara], name="Support leads", id="S0LEADSXX")
+
+    def reset(self) -> None:
+        """Forget every message, fault and addition, back to the seeded workspace (same server)."""
+        base_url = self.base_url
+        with self.lock:
+            self.__init__(self.token, seed=self._seed, clock=self._initial_clock)  # type: ignore[misc]
+        self.base_url = base_url
 
     # ---- seeding -------------------------------------------------------------------------------------
     def _new_id(self, prefix: str) -> str:

@@ -62,12 +62,18 @@ def make_alert(ticket_id: int = 1042, **overrides: Any) -> Alert:
     return Alert.from_action(notify_action(ticket_id, **overrides))
 
 
-@pytest.fixture
-def slack() -> Iterator[SlackSandbox]:
-    """A seeded fake Slack served on a free loopback port."""
+@pytest.fixture(scope="module")
+def _slack_server() -> Iterator[SlackSandbox]:
     app = SlackSandbox()
     with serve(app):
         yield app
+
+
+@pytest.fixture
+def slack(_slack_server: SlackSandbox) -> SlackSandbox:
+    """A freshly seeded fake Slack on a loopback port (one server per module, reset per test)."""
+    _slack_server.reset()
+    return _slack_server
 
 
 @pytest.fixture
