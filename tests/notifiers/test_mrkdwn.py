@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.notifiers.content import format_duration
-from bot.notifiers.mrkdwn import ELLIPSIS, ZWJ, link, slack_len, trusted, truncate, untrusted
+from bot.notifiers.mrkdwn import ELLIPSIS, ZWJ, link, slack_len, truncate, trusted, untrusted
 
 
 def test_trusted_escapes_only_the_three_control_characters_in_order():
@@ -42,7 +42,8 @@ def test_truncate_counts_like_slack_and_marks_the_cut():
     assert slack_len(emoji) <= 7 and emoji.endswith(ELLIPSIS)
 
 
-@pytest.mark.parametrize("text", ["abc &amp; def", "abc &lt;tag&gt;", f"ab {ZWJ}*{ZWJ}cd", "see <https://a.example/x|label> now"])
+@pytest.mark.parametrize("text", ["abc &amp; def", "abc &lt;tag&gt;", f"ab {ZWJ}*{ZWJ}cd",
+                                  "see <https://a.example/x|label> now"])
 def test_truncate_never_leaves_half_an_entity_a_guard_or_a_link(text):
     for limit in range(2, len(text)):
         cut = truncate(text, limit)
