@@ -13,17 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path as FilePath
 from typing import Any
 
 from bot.errors import ConfigError
 from bot.rules.actions import Context, compile_action
 from bot.rules.conditions import Problem, compile_condition
-from bot.rules.durations import parse_duration
+from bot.rules.durations import format_duration, parse_duration
 from bot.rules.engine import CompiledRule
+from bot.rules.operators import suggest
 from bot.rules.schema import ConfigSpec, RuleSpec
 from bot.rules.validation import validate
 from bot.rules.yamlsource import Marks, YamlSyntaxError, format_path, load_with_marks
+from bot.sla import sla_problems
 
 DEFAULT_PATH = FilePath("config/rules.yaml")
 
@@ -85,6 +88,8 @@ def load_config_text(text: str, filename: str = "<memory>") -> Config:
     spec = _validate_top(data, problems)
     rules: list[CompiledRule] = []
     if spec is not None:
+        problems.extend(Problem(path, message) for path, message in sla_problems(spec.calendars, spec.sla_policies))
+        problems.extend(_team_problems(spec))
         rules = compile_rules(spec, data.get("rules") or [], problems)
     if problems:
         raise ConfigError(_format(problems, marks))
@@ -110,6 +115,24 @@ def _validate_top(data: dict[str, Any], problems: list[Problem]) -> ConfigSpec |
     return top
 
 
+def _team_problems(spec: ConfigSpec) -> list[Problem]:
+    """Team references that point nowhere: unknown calendars and time zones."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    problems = []
+    known = ["24x7", *spec.calendars]
+    for name, team in spec.teams.items():
+        if team.calendar and team.calendar not in known:
+            problems.append(Problem(("teams", name, "calendar"), f"unknown calendar '{team.calendar}'"
+                                    f"{suggest(team.calendar, known)}", at_value=True))
+        try:
+            ZoneInfo(team.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(Problem(("teams", name, "timezone"), f"'{team.timezone}' is not a time zone "
+                                    "(use an IANA name such as Europe/London)", at_value=True))
+    return problems
+
+
 def compile_rules(spec: ConfigSpec, raw_rules: list[Any], problems: list[Problem]) -> list[CompiledRule]:
     """Compile each rule's condition and actions, checking names are unique."""
     context = Context(spec.teams, spec)
@@ -122,16 +145,63 @@ def compile_rules(spec: ConfigSpec, raw_rules: list[Any], problems: list[Problem
                                                      f"rules[{seen[rule.name]}]; names must be unique",
                                     at_value=True))
         seen.setdefault(rule.name, index)
-        condition = compile_condition(rule.when, (*path, "when"), problems, spec)
-        actions = [compile_action(raw, (*path, "then", i), context, problems) for i, raw in enumerate(rule.then)]
-        if condition is None or any(a is None for a in actions):
-            continue
-        compiled.append(CompiledRule(
-            name=rule.name, description=rule.description, index=index, condition=condition,
-            actions=tuple(actions),  # type: ignore[arg-type]
-            repeat=parse_duration(rule.repeat) if rule.repeat else None, stop=rule.stop, enabled=rule.enabled,
-        ))  # fmt: skip
+        if rule.ladder is not None:  # check the parts at their own paths before combining them into steps
+            before = len(problems)
+            if rule.when is not None:
+                compile_condition(rule.when, (*path, "when"), problems, spec)
+            if rule.ladder.acknowledged is not None:
+                compile_condition(rule.ladder.acknowledged, (*path, "ladder", "acknowledged"), problems, spec)
+            if len(problems) > before:
+                continue
+        for name, when, then, repeat, where in _expand(rule, path):
+            condition = compile_condition(when, where, problems, spec)
+            actions = [compile_action(raw, (*then[0], i), context, problems) for i, raw in enumerate(then[1])]
+            if condition is None or any(a is None for a in actions):
+                continue
+            compiled.append(CompiledRule(
+                name=name, description=rule.description, index=index, condition=condition,
+                actions=tuple(actions),  # type: ignore[arg-type]
+                repeat=parse_duration(repeat) if repeat else None, stop=rule.stop, enabled=rule.enabled,
+            ))  # fmt: skip
     return compiled
+
+
+def _expand(rule: RuleSpec, path: tuple) -> list[tuple[str, Any, tuple[tuple, list], str | None, tuple]]:
+    """A rule as (name, when, (then path, then), repeat, when path); a ladder becomes one rule per step.
+
+    Step k of a ladder on clock C is the rule "<name> › step k": the rule's `when`,
+    and C still running, and C past the step's offset, and not acknowledged. The
+    step fires on the rising edge like any rule, so it fires once per run of the
+    clock: when the clock stops (reply sent, solved) the step is no longer true,
+    and when it restarts (customer writes again) a new occurrence begins.
+    """
+    if rule.ladder is None:
+        return [(rule.name, rule.when, ((*path, "then"), rule.then), rule.repeat, (*path, "when"))]
+    ladder, out = rule.ladder, []
+    clock = f"sla.{ladder.clock}"
+    for number, step in enumerate(ladder.steps, start=1):
+        offset = parse_duration(step.at)
+        if offset < timedelta(0):
+            threshold = {f"{clock}.remaining": {"lte": _text(-offset)}}
+        elif offset == timedelta(0):
+            threshold = {f"{clock}.breached": True}
+        else:
+            threshold = {f"{clock}.breached_for": {"gte": _text(offset)}}
+        parts = [{f"{clock}.running": True}, threshold]
+        if rule.when is not None:
+            parts.insert(0, rule.when)
+        if ladder.acknowledged is not None:
+            parts.append({"not": ladder.acknowledged})
+        step_path = (*path, "ladder", "steps", number - 1)
+        when_text = "at breach" if offset == timedelta(0) else (
+            f"{format_duration(-offset)} before" if offset < timedelta(0) else f"{format_duration(offset)} after")
+        out.append((f"{rule.name} › step {number} ({when_text})", {"all": parts},
+                    ((*step_path, "then"), step.then), step.repeat, (*path, "when")))
+    return out
+
+
+def _text(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds())}s"
 
 
 def _format(problems: Iterable[Problem], marks: Marks) -> list[str]:

@@ -103,7 +103,9 @@ class Leaf(Node):
                        self.test.check(seen), seen)
 
     def code(self, bind: Callable[[Any], str]) -> str:
-        if self.field.attr:
+        if self.field.code is not None:
+            value = self.field.code(bind)
+        elif self.field.attr:
             value = f"t.{self.field.attr}"
         else:
             value = f"{bind(self.field.getter)}(t, now)"
@@ -270,7 +272,7 @@ def _leaf(field: Field, spec: Any, path: Path, problems: list[Problem]) -> Node 
                 return None
             spec = {"in": spec}
         else:
-            spec = {"has" if field.kind is Kind.TAGS else "eq": spec}
+            spec = {"has" if field.kind is Kind.TAGS else field.shorthand or "eq": spec}
     case_sensitive = spec.get("case_sensitive", False)
     if not isinstance(case_sensitive, bool):
         problems.append(Problem((*path, "case_sensitive"), "case_sensitive is true or false"))

@@ -39,8 +39,12 @@ class Field:
     """One readable ticket property.
 
     `attr` names a plain Ticket attribute (the compiler reads it directly);
+    `code(bind)` is, for other fields, the same read as an inline Python
+    expression over `t` and `now` (constants bound by name through `bind`), so
+    compiled conditions skip a call per leaf; `getter` stays the reference;
     `since` gives the timestamp an age counts from; `next_change` answers when a
-    comparison `operator const` on this field could next change with time only.
+    comparison `operator const` on this field could next change with time only;
+    `shorthand` is the operator a bare value means (default: equality).
     """
 
     name: str
@@ -54,6 +58,8 @@ class Field:
     since: Callable[[Ticket], datetime | None] | None = None
     unit: timedelta | None = None
     next_change: NextChange | None = None
+    shorthand: str | None = None
+    code: Callable[[Callable[[Any], str]], str] | None = None
 
     @property
     def time_based(self) -> bool:
@@ -143,7 +149,7 @@ def _custom(name: str, context: Any = None) -> Field:
         return ticket.custom.get(key)
 
     return Field(name, Kind.ANY, "A custom field, by its name in the helpdesk.",
-                 "custom.plan: enterprise", getter)
+                 "custom.plan: enterprise", getter, code=lambda bind: f"t.custom.get({bind(key)})")
 
 
 register_prefix("custom.", _custom)

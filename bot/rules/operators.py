@@ -108,6 +108,11 @@ def _scalar(field: Field, value: Any, case_sensitive: bool) -> Any:
         except DurationError as error:
             raise OperatorError(str(error)) from None
     if field.kind is Kind.NUMBER:
+        if isinstance(value, str) and value.strip().endswith("%"):  # `elapsed: 75%`
+            try:
+                return float(value.strip()[:-1])
+            except ValueError:
+                raise OperatorError(f"'{value}' is not a percentage") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise OperatorError(f"'{value}' is not a number")
         return value
@@ -135,7 +140,15 @@ def _read(fold: bool) -> Callable[[Any], Any]:
 
 
 def _read_code(fold: bool, v: str) -> str:
-    return f"_fold({v})" if fold else v
+    # inline, not a call: `_v` is a local of the generated function, assigned before it is read
+    return f"(_v.casefold() if isinstance(_v := {v}, str) else _v)" if fold else v
+
+
+def _equality_code(symbol: str, fold: bool, const: Any) -> Callable[[str, str], str]:
+    """`v == c`; against null, `is None` (the same answer for every value a field reads, without a call)."""
+    if const is None:
+        return lambda v, c: f"{v} {'is' if symbol == '==' else 'is not'} None"
+    return lambda v, c: f"{_read_code(fold, v)} {symbol} {c}"
 
 
 EQUALITY = {Kind.TEXT, Kind.CHOICE, Kind.NUMBER, Kind.BOOL, Kind.ANY, Kind.DURATION}
@@ -147,14 +160,14 @@ TEXTUAL = {Kind.TEXT, Kind.ANY}
 def _eq(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, read = _scalar(field, value, case_sensitive), _read(_fold(field, case_sensitive))
     fold = _fold(field, case_sensitive)
-    return Test(const, lambda v: read(v) == const, lambda v, c: f"{_read_code(fold, v)} == {c}", show(value))
+    return Test(const, lambda v: read(v) == const, _equality_code("==", fold, const), show(value))
 
 
 @operator("ne", EQUALITY, "Does not equal.", "status: {ne: pending}", ("is_not",))
 def _ne(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, read = _scalar(field, value, case_sensitive), _read(_fold(field, case_sensitive))
     fold = _fold(field, case_sensitive)
-    return Test(const, lambda v: read(v) != const, lambda v, c: f"{_read_code(fold, v)} != {c}", show(value))
+    return Test(const, lambda v: read(v) != const, _equality_code("!=", fold, const), show(value))
 
 
 def _members(field: Field, value: Any, case_sensitive: bool) -> frozenset:
@@ -223,9 +236,9 @@ def _contains(field: Field, value: Any, case_sensitive: bool) -> Test:
     const = _text(value, case_sensitive)
     if case_sensitive:
         return Test(const, lambda v: isinstance(v, str) and const in v,
-                    lambda v, c: f"_contains({v}, {c})", show(value))
+                    lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v)", show(value))
     return Test(const, lambda v: isinstance(v, str) and const in v.casefold(),
-                lambda v, c: f"_icontains({v}, {c})", show(value))
+                lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v.casefold())", show(value))
 
 
 @operator("not_contains", TEXTUAL, "The text does not contain this.", 'subject: {not_contains: "test"}')
@@ -238,8 +251,9 @@ def _not_contains(field: Field, value: Any, case_sensitive: bool) -> Test:
 def _starts_with(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _text(value, case_sensitive), not case_sensitive
     read = _read(fold)
+    fold_code = ".casefold()" if fold else ""
     return Test(const, lambda v: isinstance(v, str) and read(v).startswith(const),
-                lambda v, c: f"_startswith({_read_code(fold, v)}, {c})", show(value))
+                lambda v, c: f"(isinstance(_v := {v}, str) and _v{fold_code}.startswith({c}))", show(value))
 
 
 @operator("matches", TEXTUAL, "A regular expression finds a match (ignoring case unless case_sensitive).",
@@ -253,7 +267,7 @@ def _matches(field: Field, value: Any, case_sensitive: bool) -> Test:
         raise OperatorError(f"'{value}' is not a valid regular expression: {error}") from None
     search = pattern.search
     return Test(pattern, lambda v: isinstance(v, str) and search(v) is not None,
-                lambda v, c: f"_search({c}, {v})", show(value))
+                lambda v, c: f"(isinstance(_v := {v}, str) and {c}.search(_v) is not None)", show(value))
 
 
 @operator("not_matches", TEXTUAL, "A regular expression finds no match.", 'subject: {not_matches: "^re:"}')
@@ -275,13 +289,14 @@ def _ordering(symbol: str, compare: Callable[[Any, Any], bool]):
                 raise OperatorError(f"'{value}' is not a number")
             const = value
             return Test(const, lambda v: isinstance(v, int | float) and compare(v, const),
-                        lambda v, c: f"_num_{_NAMES[symbol]}({v}, {c})", show(value))
+                        lambda v, c: f"(isinstance(_v := {v}, _number) and not isinstance(_v, bool) "
+                                     f"and _v {symbol} {c})", show(value))
         const = _scalar(field, value, case_sensitive)
 
         def code(v: str, c: str) -> str:
-            if _SIMPLE.match(v):  # a plain attribute read is cheaper to repeat than a call
+            if _SIMPLE.match(v):  # a plain attribute read is cheaper to repeat than to name
                 return f"({v} is not None and {v} {symbol} {c})"
-            return f"_{_NAMES[symbol]}({v}, {c})"
+            return f"((_v := {v}) is not None and _v {symbol} {c})"
 
         return Test(const, lambda v: v is not None and compare(v, const), code, show(value))
 
@@ -289,7 +304,6 @@ def _ordering(symbol: str, compare: Callable[[Any, Any], bool]):
 
 
 _SIMPLE = re.compile(r"^t\.[a-z_]+$")
-_NAMES = {">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
 operator("gt", ORDERING, "Greater than (for priority: higher than).", "hours_since_created: {gt: 4}",
          ("over", "above", "more_than"))(_ordering(">", lambda a, b: a > b))
 operator("gte", ORDERING, "Greater than or equal.", "priority: {gte: high}",
@@ -309,8 +323,13 @@ def _is_empty(field: Field, value: Any, case_sensitive: bool) -> Test:
     if not isinstance(value, bool):
         raise OperatorError("expects true or false")
     if value:
-        return Test(True, _empty, lambda v, c: f"_empty({v})", "true")
-    return Test(False, lambda v: not _empty(v), lambda v, c: f"not _empty({v})", "false")
+        return Test(True, _empty, lambda v, c: _empty_code(v), "true")
+    return Test(False, lambda v: not _empty(v), lambda v, c: f"not {_empty_code(v)}", "false")
+
+
+def _empty_code(v: str) -> str:
+    """`_empty(v)` inline (a call per leaf is most of its cost)."""
+    return f'((_v := {v}) is None or _v == "" or (isinstance(_v, _collection) and not _v))'
 
 
 @operator("is_set", set(Kind), "The field has a value (true) or not (false).", "group: {is_set: true}")
@@ -320,30 +339,11 @@ def _is_set(field: Field, value: Any, case_sensitive: bool) -> Test:
     return _is_empty(field, not value, case_sensitive)
 
 
-def _search(pattern: re.Pattern, value: Any) -> bool:
-    return isinstance(value, str) and pattern.search(value) is not None
-
-
-def _cmp(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    return lambda v, c: v is not None and test(v, c)
-
-
-def _num(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    return lambda v, c: isinstance(v, int | float) and not isinstance(v, bool) and test(v, c)
-
-
-#: Helpers the compiled expressions may call; nothing else is in their namespace.
+#: Names the compiled expressions may use; nothing else is in their namespace. Comparisons are
+#: written inline (a Python call per leaf would cost more than the comparison itself).
 RUNTIME: dict[str, Any] = {
-    "_fold": lambda v: v.casefold() if isinstance(v, str) else v,
-    "_contains": lambda v, c: isinstance(v, str) and c in v,
-    "_icontains": lambda v, c: isinstance(v, str) and c in v.casefold(),
-    "_startswith": lambda v, c: isinstance(v, str) and v.startswith(c),
-    "_search": _search,
-    "_empty": _empty,
     "_rank": _RANK_OF,
-    "_gt": _cmp(lambda a, b: a > b), "_ge": _cmp(lambda a, b: a >= b),
-    "_lt": _cmp(lambda a, b: a < b), "_le": _cmp(lambda a, b: a <= b),
-    "_num_gt": _num(lambda a, b: a > b), "_num_ge": _num(lambda a, b: a >= b),
-    "_num_lt": _num(lambda a, b: a < b), "_num_le": _num(lambda a, b: a <= b),
+    "_number": (int, float),
+    "_collection": (frozenset, set, list, tuple),
     "timedelta": timedelta,
 }  # fmt: skip

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+import bot.rules.sla_fields  # noqa: F401  (registers the `sla.` field family)
 from bot.rules import fields as field_registry
 from bot.rules.actions import ACTIONS
 from bot.rules.durations import DurationError, parse_duration
 from bot.rules.fields import Kind
 from bot.rules.operators import ALIASES, OPERATORS
+from bot.sla import CalendarSpec, SlaPolicySpec
 
 
 class Strict(BaseModel):
@@ -44,6 +46,7 @@ class TeamSpec(Strict):
     supervisors: list[str] = Field(default_factory=list,
                                    description="Mentioned in escalations: emails, or '@handle' user groups.")
     timezone: str = Field("UTC", description="IANA time zone for times shown to this team.")
+    calendar: str | None = Field(None, description="The team's business hours (a name under 'calendars').")
 
 
 class Settings(Strict):
@@ -64,18 +67,48 @@ class Settings(Strict):
     _durations = field_validator("poll_interval", "tick_interval", "directory_refresh")(_duration)
 
 
+class LadderStep(Strict):
+    """One rung: at `at` relative to the deadline (-30m before, 0 at breach, 1h after), do `then`."""
+
+    at: str = Field(description="Offset from the deadline: -30m (before), 0 (at breach), +1h (after).")
+    then: list[Any] = Field(min_length=1, description="Actions, each 'verb: options'.")
+    repeat: str | None = Field(None, description="Do this step again every this long until acknowledged.")
+
+    _at = field_validator("at", mode="before")(lambda v: _duration("0s" if v in (0, "0") else v))
+    _repeat = field_validator("repeat")(_duration)
+
+
+class LadderSpec(Strict):
+    """An escalation ladder on one SLA clock: each step fires once per ticket and per run of the clock."""
+
+    clock: Literal["first_reply", "next_reply", "resolution"]
+    acknowledged: Any = Field(None, description="A condition that stops the ladder, e.g. {tags: {has: ack}}.")
+    steps: list[LadderStep] = Field(min_length=1)
+
+
 class RuleSpec(Strict):
     """One rule: when its condition becomes true for a ticket, do its actions once."""
 
     name: str = Field(min_length=1, description="Unique, human name; shown in alerts and the audit log.")
     description: str = ""
     enabled: bool = True
-    when: Any = Field(description="Condition tree: fields with operators, combined with all / any / not.")
-    then: list[Any] = Field(min_length=1, description="Actions, each 'verb: options'.")
+    when: Any = Field(None, description="Condition tree: fields with operators, combined with all / any / not.")
+    then: list[Any] = Field(default_factory=list, description="Actions, each 'verb: options'.")
+    ladder: LadderSpec | None = Field(None, description="Escalation steps around an SLA deadline.")
     repeat: str | None = Field(None, description="Fire again every this long while the condition holds.")
     stop: bool = Field(False, description="When this rule acts on a ticket, later rules skip it in that pass.")
 
     _repeat = field_validator("repeat")(_duration)
+
+    @model_validator(mode="after")
+    def _needs_actions(self) -> RuleSpec:
+        if self.ladder is None and not self.then:
+            raise ValueError("a rule needs 'then' (its actions) or a 'ladder'")
+        if self.ladder is not None and self.then:
+            raise ValueError("give either 'then' or 'ladder', not both (ladder steps have their own 'then')")
+        if self.ladder is None and self.when is None:
+            raise ValueError("a rule needs 'when' (its condition)")
+        return self
 
 
 class ConfigSpec(Strict):
@@ -88,6 +121,10 @@ class ConfigSpec(Strict):
         default_factory=list, description="Which helpdesks to watch; empty = those with credentials set.")
     settings: Settings = Field(default_factory=Settings)
     teams: dict[str, TeamSpec] = Field(default_factory=dict)
+    calendars: dict[str, CalendarSpec] = Field(
+        default_factory=dict, description="Business hours and holidays by name; '24x7' is built in.")
+    sla_policies: list[SlaPolicySpec] = Field(
+        default_factory=list, description="deskbot's own SLA targets; the first policy that applies wins.")
     rules: list[RuleSpec] = Field(default_factory=list)
 
 

@@ -39,7 +39,7 @@ from bot.sla import (
 )
 
 PREFIX = "sla."
-MEASURES = ("remaining", "elapsed", "breached", "breached_for", "deadline")
+MEASURES = ("remaining", "elapsed", "breached", "breached_for", "deadline", "running")
 NAMES = (*(f"{PREFIX}{t}.{m}" for t in TARGETS for m in MEASURES), f"{PREFIX}next_due")
 _DOCS = {
     "remaining": ("Time left before the {t} target breaches, in the policy's time base; negative once "
@@ -52,6 +52,8 @@ _DOCS = {
                      "(empty when it is not).", "{n}: {{over: 2h}}"),
     "deadline": ("When the {t} target breaches (UTC; empty while paused with time left). For messages.",
                  '"due {{{{ {n} }}}}"'),
+    "running": ("True while the {t} clock runs or is paused, false once it stopped (target met, solved) "
+                "or when the ticket has no such clock.", "{n}: true"),
 }
 
 
@@ -108,7 +110,7 @@ def sla_field(name: str, context: Any) -> Field:
 
     def getter(ticket: Ticket, now: datetime) -> Any:
         clock = binding.clocks(ticket, now).get(target)
-        return read(clock) if clock is not None else (False if measure == "breached" else None)
+        return read(clock) if clock is not None else (False if measure in ("breached", "running") else None)
 
     def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
         clock = binding.clocks(ticket, now).get(target)
@@ -116,7 +118,8 @@ def sla_field(name: str, context: Any) -> Field:
             return None
         return announce(clock, now, list(_constants(const)), operator)
 
-    return Field(name, kind, doc, example, getter, next_change=next_change if announce else None)
+    return Field(name, kind, doc, example, getter, next_change=next_change if announce else None,
+                 shorthand=_SHORTHAND.get(measure))
 
 
 def _next_due_field(name: str, binding: SlaBinding) -> Field:
@@ -178,6 +181,11 @@ _MEASURES: dict[str, tuple[Callable[[Clock], Any], Kind, Announce | None]] = {
     "breached": (lambda c: c.breached, Kind.BOOL, _breach_changes),
     "breached_for": (lambda c: c.breached_for if c.breached else None, Kind.DURATION, _breached_for_changes),
     "deadline": (lambda c: c.deadline, Kind.ANY, None),
+    "running": (lambda c: not c.stopped, Kind.BOOL, None),
 }
+
+#: A bare value reads as a threshold: `elapsed: 75%` = at least 75%, `remaining: 30m` = 30m or less left,
+#: `breached_for: 1h` = breached for at least an hour.
+_SHORTHAND = {"elapsed": "gte", "remaining": "lte", "breached_for": "gte"}
 
 register_prefix(PREFIX, sla_field)

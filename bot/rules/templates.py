@@ -24,7 +24,7 @@ from bot.rules.durations import format_duration
 from bot.rules.operators import suggest
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
-_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[A-Za-z0-9_ -]+)?$")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[A-Za-z0-9_ -]+)*$")
 EXTRA_NAMES = ("url", "rule", "team")
 
 
