@@ -63,22 +63,25 @@ def schema() -> None:
 @click.argument("ticket")
 @config_option
 @click.option("--now", "now_text", help="Evaluate at this time (ISO 8601); default: now.")
-def explain_command(ticket: str, config_path: Path, now_text: str | None) -> None:
+@click.option("--platform", type=click.Choice(["zendesk", "freshdesk"]),
+              help="Which helpdesk a ticket id belongs to, when several are configured.")
+def explain_command(ticket: str, config_path: Path, now_text: str | None, platform: str | None) -> None:
     """Show, rule by rule, every condition with the ticket's actual value and whether it held.
 
     TICKET is a JSON file with the ticket's fields (as in rule test files), or a
-    ticket id read from the helpdesk through its connector.
+    ticket id read from the helpdesk through its connector (credentials from the
+    environment, as for `deskbot run`).
     """
     config = _load(config_path)
     now = parse_time(now_text, datetime.now(UTC)) if now_text else datetime.now(UTC)
-    loaded = _ticket_from_argument(ticket, now)
+    loaded = _ticket_from_argument(ticket, now, config, platform)
     console = Console(highlight=False)
     console.print(f"[bold]{escape(loaded.key)}[/] {escape(loaded.subject)!s}  at {now.isoformat()}")
     for item in explain(loaded, now, config):
         console.print(_explanation_tree(item))
 
 
-def _ticket_from_argument(argument: str, now: datetime):
+def _ticket_from_argument(argument: str, now: datetime, config: Config, platform: str | None):
     path = Path(argument)
     if path.suffix == ".json" or path.exists():
         try:
@@ -86,10 +89,29 @@ def _ticket_from_argument(argument: str, now: datetime):
         except (OSError, json.JSONDecodeError, CaseError, ValueError) as error:
             raise click.ClickException(f"{argument}: {error}") from None
     if argument.isdigit():
-        from bot.connectors.lookup import read_ticket  # the connector is needed only for ids
-
-        return read_ticket(int(argument))
+        return _read_ticket(int(argument), config, platform)
     raise click.ClickException(f"{argument}: not a JSON file and not a ticket id")
+
+
+def _read_ticket(ticket_id: int, config: Config, platform: str | None):
+    """One ticket through its helpdesk's connector (one batched read, no writes)."""
+    from bot.errors import ConnectorError
+    from bot.runtime.helpdesks import build_connectors, choose
+
+    try:
+        platforms = [platform] if platform else choose(config)
+        if len(platforms) > 1:
+            raise click.ClickException(f"several helpdesks are configured ({', '.join(platforms)}): "
+                                       "pass --platform")
+        connector = build_connectors(platforms, config)[platforms[0]]
+        found = connector.get_tickets([ticket_id])
+    except ConfigError as error:
+        raise click.ClickException("; ".join(error.problems)) from None
+    except ConnectorError as error:
+        raise click.ClickException(str(error)) from None
+    if not found:
+        raise click.ClickException(f"{platforms[0]} ticket {ticket_id} was not found")
+    return found[0]
 
 
 def _explanation_tree(item: RuleExplanation) -> Tree:

@@ -73,3 +73,37 @@ def test_test_command_without_files_fails(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     assert run("test", "--config", str(rules)).exit_code == 1
+
+
+def test_explain_reads_a_ticket_by_id_through_the_zendesk_connector(tmp_path, monkeypatch):
+    from bot.sandbox import seed
+    from bot.sandbox.server import serve
+    from bot.sandbox.zendesk import ZendeskSandbox
+
+    queue = seed.generate(3, tickets=5)
+    sandbox = ZendeskSandbox(queue, email="bot@x.example", api_token="tok")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    ticket_id = queue.tickets[0].id
+    with serve(sandbox) as server:
+        for name in ("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", "FRESHDESK_URL", "ZENDESK_OAUTH_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("ZENDESK_URL", server.url)
+        monkeypatch.setenv("ZENDESK_SUBDOMAIN", "sandbox")
+        monkeypatch.setenv("ZENDESK_EMAIL", "bot@x.example")
+        monkeypatch.setenv("ZENDESK_API_TOKEN", "tok")
+        result = run("explain", str(ticket_id), "--config", str(rules))
+    assert result.exit_code == 0, result.output
+    assert f"zendesk:{ticket_id}" in result.output
+    assert "priority is urgent   actual:" in result.output
+
+
+def test_explain_by_id_without_credentials_says_which_variables_to_set(tmp_path, monkeypatch):
+    for name in ("ZENDESK_SUBDOMAIN", "ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", "ZENDESK_OAUTH_TOKEN",
+                 "FRESHDESK_DOMAIN", "FRESHDESK_URL", "FRESHDESK_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    result = run("explain", "42", "--config", str(rules))
+    assert result.exit_code == 1
+    assert "set ZENDESK_SUBDOMAIN, ZENDESK_EMAIL and ZENDESK_API_TOKEN" in result.output
