@@ -194,7 +194,7 @@ def error_for(response: requests.Response, kind: str, config: ZendeskConfig) -> 
     """The typed error for a non-2xx answer, with a message that says what to fix."""
     status = response.status_code
     body = _payload(response)
-    said = platform_message(body)
+    said = redact(platform_message(body), config.secrets)  # a proxy or a fake may echo what it was sent
     what = f"Zendesk {kind} call"
     common: dict[str, Any] = {"status": status, "platform": PLATFORM}
     if status == 401:
