@@ -234,6 +234,10 @@ class FreshdeskConnector:
 
     # -- writes ---------------------------------------------------------------------------------------
 
+    def has_note(self, ticket_id: int, key: str) -> bool:
+        """Whether the ticket shows the private note of this action key (the executor's crash recovery)."""
+        return self.writer.has_note(int(ticket_id), key=key)
+
     def apply(self, changes: Sequence[TicketChange]) -> list[ApplyResult]:
         """Perform the changes one ticket at a time (see `freshdesk_apply`); one result per change."""
         self.directory()

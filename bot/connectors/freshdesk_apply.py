@@ -25,6 +25,7 @@ from bot.connectors.freshdesk_mapping import (
     TicketFields,
     html_to_text,
     note_html,
+    note_marker,
     parse_time,
 )
 from bot.errors import AuthError, ConnectorError, InvalidRequest, Unavailable
@@ -171,7 +172,7 @@ class FreshdeskWriter:
             raw = self.http.request("ticket_update", "PUT", path, json=body).json()
             self.baselines.wrote(change.ticket_id, raw, body)
         if change.note is not None:
-            self.add_note(change.ticket_id, change.note)
+            self.add_note(change.ticket_id, change.note, change.key)
         return ApplyResult(change.ticket_id, change.key, ok=True, ticket=ticket)
 
     def _read_modify_write(self, change: TicketChange, body: dict[str, Any],
@@ -200,14 +201,14 @@ class FreshdeskWriter:
         self.baselines.wrote(change.ticket_id, merged_raw, body, accepted)
         return self.to_ticket(merged_raw)
 
-    def add_note(self, ticket_id: int, text: str) -> None:
+    def add_note(self, ticket_id: int, text: str, key: str = "") -> None:
         """A private note; after an ambiguous failure (timeout, 5xx) it checks before posting again."""
-        payload = {"body": note_html(text), "private": True}
+        payload = {"body": note_html(text, key), "private": True}
         path = f"/api/v2/tickets/{ticket_id}/notes"
         state = {"ambiguous": False}
 
         def post() -> None:
-            if state["ambiguous"] and self._has_note(ticket_id, text):
+            if state["ambiguous"] and self.has_note(ticket_id, key=key, text=text):
                 return
             try:
                 self.http.request("note_create", "POST", path, json=payload, retry=False)
@@ -217,13 +218,15 @@ class FreshdeskWriter:
 
         self.http.retry.call(post)
 
-    def _has_note(self, ticket_id: int, text: str) -> bool:
-        """True if the ticket already carries this private note (our earlier attempt got through)."""
+    def has_note(self, ticket_id: int, *, key: str = "", text: str | None = None) -> bool:
+        """True if the ticket carries a private note with this action key (or, without a key, this text)."""
         conversations = self.http.paginate("conversations_list", f"/api/v2/tickets/{ticket_id}/conversations",
                                            {"per_page": 100})
-        wanted = html_to_text(note_html(text))
-        return any(
-            c.get("private") and _same_text(str(c.get("body_text") or html_to_text(str(c.get("body") or ""))),
-                                            wanted)
-            for c in conversations if isinstance(c, Mapping)
-        )
+        wanted = note_marker(key) if key else html_to_text(note_html(text or ""))
+        for item in conversations:
+            if not isinstance(item, Mapping) or not item.get("private"):
+                continue
+            body = str(item.get("body_text") or html_to_text(str(item.get("body") or "")))
+            if (wanted in body) if key else _same_text(body, wanted):
+                return True
+        return False

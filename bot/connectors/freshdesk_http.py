@@ -149,6 +149,8 @@ class FreshdeskHttp:
         self.costs: dict[str, int] = {}
         self.session = session or requests.Session()
         self.session.auth = ApiKeyAuth(api_key)
+        # What a server (or proxy) might echo back into an error body; never let it reach a message.
+        self._secrets = tuple(x for x in (api_key, base64.b64encode(f"{api_key}:X".encode()).decode()) if x)
         self.session.headers.update({"Accept": "application/json", "User-Agent": f"deskbot/{__version__}"})
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
@@ -200,6 +202,24 @@ class FreshdeskHttp:
         url = response.links.get("next", {}).get("url")
         return self.url(url) if url else None
 
+    def _scrubbed(self, error: ConnectorError) -> ConnectorError:
+        """The error with any echo of the key replaced, in its message and its details."""
+        def scrub(value: Any) -> Any:
+            if isinstance(value, str):
+                for secret in self._secrets:
+                    value = value.replace(secret, "<redacted>")
+                return value
+            if isinstance(value, Mapping):
+                return {k: scrub(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [scrub(v) for v in value]
+            return value
+
+        error.args = tuple(scrub(arg) for arg in error.args)
+        if isinstance(error, InvalidRequest):
+            error.details = scrub(error.details)
+        return error
+
     def _acquire(self, kind: str) -> None:
         for _ in range(self.costs.get(kind, 1)):
             self.budget.acquire()
@@ -229,7 +249,7 @@ class FreshdeskHttp:
             self.costs[kind] = int(used)
         log.debug("Freshdesk %s %s -> %d (used %s)", method, path, response.status_code, used)
         if response.status_code >= 300:
-            error = error_for(response, method)
+            error = self._scrubbed(error_for(response, method))
             error.maybe_applied = response.status_code >= 500  # type: ignore[attr-defined]
             raise error
         return response

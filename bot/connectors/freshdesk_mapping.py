@@ -134,10 +134,30 @@ def html_to_text(body: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", html.unescape(text)).strip()
 
 
-def note_html(text: str) -> str:
+def note_marker(key: str) -> str:
+    """The trailer that ties a note to the action that wrote it (Freshdesk notes carry no metadata)."""
+    return f"(deskbot: {key})"
+
+
+def note_html(text: str, key: str = "") -> str:
     """A private note body: the text HTML-escaped (it may quote a customer), one paragraph per line."""
     lines = html.escape(text, quote=True).splitlines() or [""]
-    return "".join(f"<p>{line}</p>" if line else "<p><br></p>" for line in lines)
+    body = "".join(f"<p>{line}</p>" if line else "<p><br></p>" for line in lines)
+    return body + (f"<p>{html.escape(note_marker(key), quote=True)}</p>" if key else "")
+
+
+def untouched(raw: Mapping[str, Any]) -> bool:
+    """An Open ticket no agent has handled yet: what Zendesk calls `new` (Freshdesk folds it into Open).
+
+    Needs the `stats` include; without it the ticket counts as handled.
+    """
+    stats = raw.get("stats")
+    if _int(raw.get("status")) != 2 or raw.get("responder_id") is not None or not isinstance(stats, Mapping):
+        return False
+    if stats.get("first_responded_at") or stats.get("agent_responded_at") or stats.get("reopened_at"):
+        return False
+    changed = parse_time(stats.get("status_updated_at"))
+    return changed is None or changed == parse_time(raw.get("created_at"))
 
 
 def _int(value: Any) -> int | None:
@@ -182,7 +202,7 @@ def to_ticket(
     stats = raw.get("stats") or {}
     requester = raw.get("requester") or {}
     company = raw.get("company") or {}
-    status = fields.status(raw.get("status"))
+    status = Status.NEW if untouched(raw) else fields.status(raw.get("status"))
     created_at = parse_time(raw.get("created_at"))
     first_responded_at = parse_time(stats.get("first_responded_at"))
     group_id, assignee_id = _int(raw.get("group_id")), _int(raw.get("responder_id"))

@@ -60,7 +60,7 @@ def connector(**options) -> FreshdeskConnector:
 def test_a_recorded_list_record_maps_to_the_neutral_ticket():
     ticket = to_ticket(RECORD, DIRECTORY, base_url=BASE)
     assert (ticket.platform, ticket.id, ticket.key) == ("freshdesk", 57, "freshdesk:57")
-    assert (ticket.status, ticket.priority, ticket.channel, ticket.type) == (Status.OPEN, Priority.HIGH, "email",
+    assert (ticket.status, ticket.priority, ticket.channel, ticket.type) == (Status.NEW, Priority.HIGH, "email",
                                                                              "refund")
     assert (ticket.group, ticket.group_id, ticket.assignee) == ("Billing", 48000000020, None)
     assert (ticket.requester, ticket.requester_email) == ("Rosa Rossi", "rosa@example.com")
@@ -85,6 +85,20 @@ def test_a_record_without_includes_still_maps():
                                               (8, Status.SOLVED), (99, Status.OPEN)])
 def test_status_codes_and_custom_statuses_map_to_categories(code, status):
     assert FIELDS.status(code) is status
+    handled = {**RECORD, "status": code, "responder_id": 48000000007}
+    assert to_ticket(handled, Directory(), fields=FIELDS).status is status
+
+
+@pytest.mark.parametrize("handled", [
+    {"responder_id": 48000000007},
+    {"stats": {**RECORD["stats"], "agent_responded_at": "2024-06-10T10:00:00Z"}},
+    {"stats": {**RECORD["stats"], "status_updated_at": "2024-06-10T11:00:00Z"}},
+    {"stats": {**RECORD["stats"], "reopened_at": "2024-06-10T11:00:00Z"}},
+    {"stats": None},
+])
+def test_an_open_ticket_is_new_until_an_agent_handles_it(handled):
+    assert to_ticket(RECORD, Directory()).status is Status.NEW
+    assert to_ticket({**RECORD, **handled}, Directory()).status is Status.OPEN
 
 
 @pytest.mark.parametrize(("name", "status"), [("On Hold", Status.ON_HOLD), ("Waiting on Customer", Status.ON_HOLD),
@@ -135,8 +149,10 @@ def test_assignee_names_come_from_the_directory():
     assert (ticket.assignee, ticket.assignee_email) == ("Ana Almeida", "ana@support.example")
 
 
-def test_note_bodies_escape_html_and_keep_lines():
+def test_note_bodies_escape_html_keep_lines_and_carry_the_action_key():
     assert note_html("a < b & c\n\nd") == "<p>a &lt; b &amp; c</p><p><br></p><p>d</p>"
+    assert note_html("hi", "VIP <rule>/freshdesk:7/add_note/1") == (
+        "<p>hi</p><p>(deskbot: VIP &lt;rule&gt;/freshdesk:7/add_note/1)</p>")
 
 
 def test_tag_merge_keeps_order_and_human_tags():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from datetime import timedelta
 
 import pytest
 
 from bot.connectors.base import TicketChange
-from bot.errors import AuthError, Unavailable
+from bot.errors import AuthError, InvalidRequest, Unavailable
 from bot.model import Priority
 from tests.connectors.freshdesk_fixtures import (
     API_KEY,
@@ -195,3 +196,13 @@ def test_a_rejected_key_says_what_to_fix(host, app, time):
         "from Freshdesk (your avatar > Profile settings > View API key) and check that FRESHDESK_DOMAIN names "
         "the same account")
     assert caught.value.status == 401 and caught.value.platform == "freshdesk"
+
+
+def test_a_server_echoing_the_key_into_an_error_cannot_leak_it(host, app, time):
+    echoed = json.dumps({"description": "Validation failed",
+                         "errors": [{"field": "api_key", "message": f"bad key {API_KEY}", "code": "invalid_value"}]})
+    app.faults.add(status=400, body=echoed, path="/api/v2/ticket_fields")
+    with pytest.raises(InvalidRequest) as caught:
+        make_connector(host.url, time).directory()
+    assert API_KEY not in str(caught.value) and API_KEY not in repr(caught.value.details)
+    assert "bad key <redacted>" in str(caught.value)

@@ -135,11 +135,21 @@ def test_a_note_that_got_through_before_a_502_is_not_posted_twice(app, connector
         return None
 
     app.after.append(gateway_fails_after_the_first_note_is_stored)
-    [result] = connector.apply([TicketChange(ticket, note="Escalated: no reply for 4h")])
+    key = f"Escalate/freshdesk:{ticket}/add_note/1"
+    [result] = connector.apply([TicketChange(ticket, key=key, note="Escalated: no reply for 4h")])
     assert result.ok and failures == [201]
-    assert [c["body_text"] for c in app.conversations[ticket]] == ["Escalated: no reply for 4h"]
+    assert [c["body_text"] for c in app.conversations[ticket]] == [f"Escalated: no reply for 4h\n(deskbot: {key})"]
     assert connector.calls.snapshot()["note_create"] == 1
     assert connector.calls.snapshot()["conversations_list"] == 1
+
+
+def test_a_note_carries_its_action_key_so_a_crashed_run_can_tell_it_was_written(app, connector):
+    ticket = app.add_ticket()["id"]
+    key = f"Pending follow-up/freshdesk:{ticket}/add_note/2"
+    connector.apply([TicketChange(ticket, key=key, note="Reminder")])
+    assert bodies(app, "POST")[0]["body"] == f"<p>Reminder</p><p>(deskbot: {key})</p>"
+    assert connector.has_note(ticket, key)
+    assert not connector.has_note(ticket, key.replace("/2", "/3"))
 
 
 def test_a_note_refused_with_a_503_is_posted_again(app, connector):
