@@ -19,9 +19,8 @@ import base64
 import binascii
 import json
 import re
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -30,24 +29,17 @@ from werkzeug.wrappers import Request, Response
 
 from bot.sandbox import seed
 from bot.sandbox.server import Fault, SandboxApp, json_response
-from bot.sandbox.zendesk_state import (
-    BOT_USER_ID,
-    STATUS_ORDER,
-    ApiError,
-    ManualClock,
-    StoredTicket,
-    ZendeskAccount,
-    iso,
-)
+from bot.sandbox.zendesk_paging import decode_cursor, decode_index, encode_cursor, encode_index, search_matches
+from bot.sandbox.zendesk_state import BOT_USER_ID, ApiError, ManualClock
+from bot.sandbox.zendesk_updates import ZendeskUpdates
 
 __all__ = ["ManualClock", "ZendeskSandbox"]
 
-_CURSOR_MAGIC = b"\xfb\xff"  # makes every cursor start with "+/", so unencoded cursors break as on Zendesk
 _ID = r"(\d+)(?:\.json)?"
 _END = r"(?:\.json)?$"
 
 
-class ZendeskSandbox(ZendeskAccount, SandboxApp):
+class ZendeskSandbox(ZendeskUpdates, SandboxApp):
     """The fake Zendesk: state from `bot.sandbox.seed`, HTTP like `{subdomain}.zendesk.com/api/v2`."""
 
     def __init__(
@@ -189,23 +181,6 @@ class ZendeskSandbox(ZendeskAccount, SandboxApp):
     def _includes(request: Request) -> set[str]:
         return {p.strip() for p in request.args.get("include", "").split(",") if p.strip()}
 
-    def sideloads(self, tickets: Iterable[StoredTicket], include: set[str]) -> dict[str, Any]:
-        """The arrays `include=users,groups,organizations,metric_sets` adds next to the tickets."""
-        tickets = list(tickets)
-        out: dict[str, Any] = {}
-        if "users" in include:
-            ids = {t.data.get(k) for t in tickets for k in ("requester_id", "assignee_id", "submitter_id")}
-            out["users"] = [self.users[i] for i in sorted(i for i in ids if i in self.users)]
-        if "groups" in include:
-            ids = {t.data.get("group_id") for t in tickets}
-            out["groups"] = [self.groups[i] for i in sorted(i for i in ids if i in self.groups)]
-        if "organizations" in include:
-            ids = {t.data.get("organization_id") for t in tickets}
-            out["organizations"] = [self.organizations[i] for i in sorted(i for i in ids if i in self.organizations)]
-        if "metric_sets" in include:
-            out["metric_sets"] = [self.metric_set(t) for t in tickets if not t.deleted]
-        return out
-
     # --- reading tickets ----------------------------------------------------------------------------------
 
     def _export(self, request: Request) -> Response:
@@ -253,12 +228,12 @@ class ZendeskSandbox(ZendeskAccount, SandboxApp):
     def _search_export(self, request: Request) -> Response:
         query = request.args.get("query", "")
         size = min(int(request.args.get("page[size]", 100)), 1000)
-        start = _decode_index(request.args.get("page[after]"))
+        start = decode_index(request.args.get("page[after]"))
         matches = [t for t in sorted(self.tickets.values(), key=lambda t: t.data["id"])
                    if not t.deleted and search_matches(t.data, query)]
         page = matches[start:start + size]
         more = start + size < len(matches)
-        after = _encode_index(start + size) if more else None
+        after = encode_index(start + size) if more else None
         next_url = None
         if more:
             next_url = f"{self.api_base}/search/export.json?" + urlencode(
@@ -318,51 +293,10 @@ class ZendeskSandbox(ZendeskAccount, SandboxApp):
         else:
             raise ApiError(400, {"error": {"title": "Invalid attribute",
                                            "message": "give ids with a ticket, or a tickets list"}})
-        if len(operations) > 100:
-            raise ApiError(400, {"error": "TooManyValues", "description": "You have specified too many values "
-                                                                         "(max 100)", "max_count": 100})
-        job_id = "V3-" + uuid.uuid4().hex
-        job = {"id": job_id, "url": f"{self.api_base}/job_statuses/{job_id}.json", "total": len(operations),
-               "progress": None, "status": "queued", "message": None, "results": None, "_ops": operations,
-               "_polls": 0, "_failure": self._job_failure}
-        self._job_failure = None
-        self.jobs[job_id] = job
-        if self.job_polls <= 0:
-            self._run_job(job)
-        return json_response({"job_status": _public(job)})
+        return json_response({"job_status": self.create_job(operations)})
 
     def _job_status(self, request: Request, job_id: str) -> Response:
-        job = self.jobs.get(job_id)
-        if job is None:
-            raise ApiError(404, {"error": "RecordNotFound", "description": "Not found"})
-        if job["status"] not in ("completed", "failed", "killed"):
-            job["_polls"] += 1
-            if job["_polls"] >= self.job_polls:
-                self._run_job(job)
-            else:
-                job.update(status="working", progress=len(job["_ops"]) // 2,
-                           message=f"Updating ticket #{job['_ops'][0][0]}" if job["_ops"] else None)
-        return json_response({"job_status": _public(job)})
-
-    def _run_job(self, job: dict[str, Any]) -> None:
-        """Apply a job's updates (bulk jobs always run as safe updates when given a stamp)."""
-        if job["_failure"]:
-            job.update(status="failed", message=job["_failure"], results=None, progress=0)
-            return
-        results = []
-        for ticket_id, payload in job["_ops"]:
-            try:
-                self.update_ticket(ticket_id, payload, bulk=True)
-                results.append({"id": ticket_id, "action": "update", "status": "Updated", "success": True})
-            except ApiError as error:
-                results.append({"id": ticket_id, "action": "update", "status": "Failed", "success": False,
-                                "error": error.body.get("error"), "details": _details(error.body)})
-        job.update(status="completed", progress=job["total"], results=results,
-                   message=f"Completed at {iso(self.clock())}")
-
-    def fail_next_job(self, message: str = "Job failed: internal error") -> None:
-        """Make the next update_many job end as `failed` with this message."""
-        self._job_failure = message
+        return json_response({"job_status": self.poll_job(job_id)})
 
     # --- people ---------------------------------------------------------------------------------------------
 
@@ -389,9 +323,9 @@ class ZendeskSandbox(ZendeskAccount, SandboxApp):
         extra = [("role[]", r) for r in request.args.getlist("role[]")]
         if "page[size]" in request.args:
             size = min(int(request.args["page[size]"]), 100)
-            start = _decode_index(request.args.get("page[after]"))
+            start = decode_index(request.args.get("page[after]"))
             more = start + size < len(items)
-            after = _encode_index(start + size) if more else None
+            after = encode_index(start + size) if more else None
             next_url = f"{path}?" + urlencode([*extra, ("page[size]", size), ("page[after]", after)]) if more else None
             return json_response({key: items[start:start + size],
                                   "meta": {"has_more": more, "after_cursor": after, "before_cursor": None},
@@ -403,66 +337,3 @@ class ZendeskSandbox(ZendeskAccount, SandboxApp):
         next_url = f"{path}?" + urlencode([*extra, ("page", number + 1), ("per_page", per_page)]) if more else None
         return json_response({key: items[start:start + per_page], "next_page": next_url, "previous_page": None,
                               "count": len(items)})
-
-
-def encode_cursor(seq: int, timestamp: int) -> str:
-    """An opaque export cursor (standard base64, so it holds '+', '/' and '=' like Zendesk's)."""
-    return base64.b64encode(_CURSOR_MAGIC + f"{timestamp}.0||{seq}|".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    """The change sequence a cursor points after; 400 for anything this server did not hand out."""
-    try:
-        raw = base64.b64decode(cursor, validate=True)
-        if not raw.startswith(_CURSOR_MAGIC):
-            raise ValueError(cursor)
-        return int(raw[len(_CURSOR_MAGIC):].decode().split("||")[1].rstrip("|"))
-    except (ValueError, IndexError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, {"error": "InvalidPaginationParameter", "description": f"invalid cursor {cursor!r}"})
-
-
-def _encode_index(index: int) -> str:
-    return base64.urlsafe_b64encode(f"i{index}".encode()).decode()
-
-
-def _decode_index(value: str | None) -> int:
-    if not value:
-        return 0
-    try:
-        return int(base64.urlsafe_b64decode(value.encode()).decode()[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, {"error": "InvalidPaginationParameter", "description": "invalid page[after]"})
-
-
-_TERM = re.compile(r"(-?)(\w+)(<=|>=|:|<|>)(\S+)")
-
-
-def search_matches(ticket: Mapping[str, Any], query: str) -> bool:
-    """The search subset deskbot uses: `type:ticket`, `status<solved` (and :,<,>,<=,>=), `tags:x`, `-tags:x`."""
-    for negate, name, operator, value in _TERM.findall(query):
-        if name == "type":
-            ok = value == "ticket"
-        elif name == "status":
-            mine, theirs = STATUS_ORDER.index(ticket["status"]), STATUS_ORDER.index(value)
-            ok = {":": mine == theirs, "<": mine < theirs, ">": mine > theirs, "<=": mine <= theirs,
-                  ">=": mine >= theirs}[operator]
-        elif name in ("tags", "tag"):
-            ok = value in ticket.get("tags", ())
-        elif name in ("group_id", "assignee_id", "requester_id"):
-            ok = str(ticket.get(name)) == value
-        else:
-            ok = True  # unknown terms do not narrow the sandbox's search
-        if ok == bool(negate):
-            return False
-    return True
-
-
-def _public(job: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in job.items() if not k.startswith("_")}
-
-
-def _details(body: Mapping[str, Any]) -> str:
-    details = body.get("details")
-    if isinstance(details, Mapping):
-        return "; ".join(str(i.get("description")) for items in details.values() for i in items)
-    return str(body.get("description") or body.get("error"))
