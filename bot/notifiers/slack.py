@@ -29,6 +29,7 @@ from bot.notifiers.base import Alert, Outbox
 from bot.notifiers.blocks import Resolved, SlackMessage, alert_message, digest_message
 from bot.notifiers.delivery import OutboxNotifier, Pacer, Posted
 from bot.notifiers.slack_api import Redactor, SlackApi, mention_markup, network_error, sdk_logger
+from bot.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class SlackTransport:
     """Posts and updates Slack messages with a bot token, or posts through an incoming webhook."""
 
     def __init__(self, *, token: str | None = None, webhook_url: str | None = None, api_url: str | None = None,
-                 default_channel: str | None = None, timeout: int = 10,
+                 default_channel: str | None = None, timeout: float = 10.0,
                  clock: Callable[[], float] = time.monotonic):
         token = (token or "").strip() or None
         webhook_url = (webhook_url or "").strip() or None
@@ -151,7 +152,7 @@ class SlackTransport:
         body = (response.body or "").strip()
         if response.status_code == 200 and body == "ok":
             return Posted(WEBHOOK_DESTINATION, None)
-        code = self._redact(body[:100]) or f"http_{response.status_code}"
+        code = self._redact(body)[:100] or f"http_{response.status_code}"
         if response.status_code == 429:
             headers = {k.lower(): v for k, v in (response.headers or {}).items()}
             retry = headers.get("retry-after")
@@ -160,8 +161,8 @@ class SlackTransport:
         if response.status_code >= 500:
             raise NotifierError(f"{what}: Slack answered {response.status_code} {code}; the message may have "
                                 "been posted", retryable=True, ambiguous=True)
-        revoked = response.status_code in (403, 404) and code in ("invalid_token", "no_service",
-                                                                  "action_prohibited")
+        revoked = response.status_code in (403, 404) and code.split()[0] in ("invalid_token", "no_service",
+                                                                             "action_prohibited")
         hint = ": the webhook was removed or revoked; create one and update SLACK_WEBHOOK_URL" if revoked else ""
         raise NotifierError(f"{what}: Slack refused it ({response.status_code} {code}){hint}", retryable=revoked)
 
@@ -174,13 +175,14 @@ class SlackNotifier(OutboxNotifier):
     @classmethod
     def from_env(cls, outbox: Outbox | None = None, *, environ: Mapping[str, str] | None = None,
                  digest_threshold: int = 5, pacer: Pacer | None = None, max_wait: float = 10.0,
-                 timeout: int = 10) -> SlackNotifier:
+                 timeout: float = 10.0, backoff: RetryPolicy | None = None) -> SlackNotifier:
         """Build from SLACK_BOT_TOKEN / SLACK_WEBHOOK_URL / SLACK_API_URL / SLACK_DEFAULT_CHANNEL."""
         env = os.environ if environ is None else environ
         transport = SlackTransport(token=env.get("SLACK_BOT_TOKEN"), webhook_url=env.get("SLACK_WEBHOOK_URL"),
                                    api_url=env.get("SLACK_API_URL") or None,
                                    default_channel=env.get("SLACK_DEFAULT_CHANNEL"), timeout=timeout)
-        return cls(transport, outbox, digest_threshold=digest_threshold, pacer=pacer, max_wait=max_wait)
+        return cls(transport, outbox, digest_threshold=digest_threshold, pacer=pacer, max_wait=max_wait,
+                   backoff=backoff)
 
     def upload(self, channel: str, filename: str, content: bytes | str, **kwargs: Any) -> dict[str, Any]:
         """Upload a file right away (reports); not queued in the outbox."""

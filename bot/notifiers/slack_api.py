@@ -85,13 +85,15 @@ def api_error(error: SlackApiError, what: str, *, post: bool) -> NotifierError:
     response = error.response
     status = getattr(response, "status_code", 200)
     data = response.data if isinstance(getattr(response, "data", None), dict) else {}
-    code = str(data.get("error") or f"http_{status}")
+    code = str(data.get("error") or "")
+    if not re.fullmatch(r"[a-z0-9_.]{1,60}", code):  # e.g. an HTML error page from Slack's edge
+        code = f"http_{status}"
     if status == 429 or code in ("ratelimited", "rate_limited"):
         headers = {k.lower(): v for k, v in (response.headers or {}).items()}
         retry_after = _seconds(headers.get("retry-after"))
         return NotifierRateLimited(f"{what}: Slack rate limit, retry after {retry_after}s", retry_after=retry_after)
     if status >= 500 or code in _SERVER_ERRORS:
-        return NotifierError(f"{what}: Slack answered {status} {code}"
+        return NotifierError(f"{what}: Slack answered {status}" + (f" ({code})" if code != f"http_{status}" else "")
                              + ("; the message may have been posted" if post else ""),
                              retryable=True, ambiguous=post)
     hint = _HINTS.get(code, "")
