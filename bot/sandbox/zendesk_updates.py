@@ -267,6 +267,14 @@ class ZendeskUpdates(ZendeskAccount):
                 payload["status"] = status
             self.update_ticket(ticket_id, payload, author_id=author, via="web")
 
+    def system_update(self, ticket_id: int) -> None:
+        """A change with no ticket event (e.g. an SLA recount): generated_timestamp moves, updated_at stays."""
+        with self.lock:
+            stored = self.live(ticket_id)
+            updated_at = stored.data["updated_at"]
+            self.touch(stored)
+            stored.data["updated_at"] = updated_at
+
     def delete_ticket(self, ticket_id: int) -> None:
         """Soft-delete a ticket: it leaves the API and shows in the export as `deleted`."""
         with self.lock:
