@@ -322,6 +322,8 @@ def _add_agents(queue: Queue, rng: random.Random, per_group: int) -> None:
             next_id += 1
             email = name.lower().replace(" ", ".").encode("ascii", "ignore").decode() + "@support.example"
             queue.agents.append(SeedAgent(id=next_id, name=name, email=email, group_ids=[group.id]))
+    if per_group < 2:
+        return  # too few people for the seniors, the holiday and the leaver below
     # Escalations is staffed by senior agents from the other teams, as in real desks.
     escalations = queue.groups[-1].id
     for index in range(len(queue.groups) - 1):

@@ -337,3 +337,36 @@ class ZendeskSandbox(ZendeskUpdates, SandboxApp):
         next_url = f"{path}?" + urlencode([*extra, ("page", number + 1), ("per_page", per_page)]) if more else None
         return json_response({key: items[start:start + per_page], "next_page": next_url, "previous_page": None,
                               "count": len(items)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a sandbox in the foreground: `python -m bot.sandbox.zendesk --port 8801`."""
+    import argparse
+    import threading
+    from datetime import UTC
+
+    from bot.sandbox.server import serve
+
+    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.zendesk", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the generated queue")
+    parser.add_argument("--tickets", type=int, default=120, help="how many tickets to generate")
+    parser.add_argument("--queue", help="load the queue from this JSON file (bot.sandbox.seed format) instead")
+    parser.add_argument("--email", default="deskbot@support.example")
+    parser.add_argument("--token", default="sandbox-api-token", help="the API token the sandbox accepts")
+    args = parser.parse_args(argv)
+    now = datetime.now(UTC)
+    queue = seed.load(args.queue) if args.queue else seed.generate(args.seed, tickets=args.tickets, now=now)
+    app = ZendeskSandbox(queue, clock=lambda: datetime.now(UTC), email=args.email, api_token=args.token)
+    server = serve(app, args.port)
+    print(f"Zendesk sandbox with {len(queue.tickets)} tickets. Point deskbot at it with:\n"
+          f"  export ZENDESK_URL={server.url} ZENDESK_SUBDOMAIN=sandbox ZENDESK_EMAIL={args.email} "
+          f"ZENDESK_API_TOKEN={args.token}\nCtrl-C stops it.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

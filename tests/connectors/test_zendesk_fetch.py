@@ -7,7 +7,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from bot.connectors.base import MemoryCursorStore, sync
+from bot.connectors import CONNECTORS
+from bot.connectors.base import ChangePage, Connector, MemoryCursorStore, sync
 from bot.connectors.zendesk import ZendeskConnector
 from bot.errors import ConnectorError
 from bot.model import Priority, Status
@@ -121,8 +122,14 @@ def test_deleted_tickets_come_as_deleted_ids(zendesk, zd_sandbox, zd_time):
 def test_too_recent_start_time_means_no_news_not_an_error(zendesk, zd_sandbox, zd_time):
     connector = zendesk()
     recent = f"time:{int(zd_time.now().timestamp()) - 10}"
-    assert drain(connector, recent) == [type(drain(connector, recent)[0])((), recent, True)]
-    assert zd_sandbox.count("/api/v2/incremental") == 2  # one 422 each, no retries
+    assert drain(connector, recent) == [ChangePage(tickets=(), cursor=recent, end_of_stream=True)]
+    assert [r.status for r in zd_sandbox.requests if "incremental" in r.path] == [422]  # and no retry
+
+
+def test_the_connector_is_a_connector(zendesk):
+    connector = zendesk()
+    assert isinstance(connector, Connector) and connector.platform == "zendesk"
+    assert CONNECTORS["zendesk"] == "bot.connectors.zendesk:ZendeskConnector"
 
 
 def test_the_last_minute_stays_hidden_until_it_is_a_minute_old(zendesk, zd_queue, zd_time, zd_server):

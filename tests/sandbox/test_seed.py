@@ -112,3 +112,10 @@ def test_escalations_is_staffed_by_one_senior_from_each_team_plus_its_own():
     escalations = queue.group_named("Escalations")
     home_groups = {a.group_ids[0] for a in queue.members(escalations.id)}
     assert home_groups == {g.id for g in queue.groups}
+
+
+@pytest.mark.parametrize("per_group", [0, 1])
+def test_tiny_teams_still_make_a_consistent_queue(per_group):
+    queue = seed.generate(tickets=30, agents_per_group=per_group, now=NOW)
+    assert len(queue.agents) == 4 * per_group
+    assert all(t.assignee_id is None for t in queue.tickets) if per_group == 0 else queue.tickets
