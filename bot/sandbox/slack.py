@@ -438,6 +438,8 @@ class SlackSandbox(SandboxApp):
         try:
             payload = json.loads(request.get_data() or b"{}")
         except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
             return Response("invalid_payload", status=400, content_type="text/plain")
         if not payload.get("text") and not payload.get("blocks"):
             return Response("no_text", status=400, content_type="text/plain")
