@@ -82,7 +82,7 @@ class SlaClock:
     timezone: str = "UTC"
 
     @classmethod
-    def from_params(cls, raw: Any) -> SlaClock | None:
+    def from_params(cls, raw: Any, timezone: str = "UTC") -> SlaClock | None:
         """Read the optional `sla` entry; None when it is absent or carries no time at all."""
         if not isinstance(raw, Mapping):
             return None
@@ -93,7 +93,7 @@ class SlaClock:
             remaining = None
         if deadline is None and remaining is None:
             return None
-        return cls(_text(raw.get("target")) or "sla", deadline, remaining, _text(raw.get("timezone")) or "UTC")
+        return cls(_text(raw.get("target")) or "sla", deadline, remaining, _text(raw.get("timezone")) or timezone)
 
     def remaining_at(self, now: datetime) -> float:
         """Seconds left at `now` (negative once breached)."""
@@ -109,6 +109,7 @@ class Alert:
     `kind` is "alert" for a rule's notification and "resolution" for the update
     queued by `Notifier.resolve` (then `reason` says how it was resolved).
     Destination: `channel` (name or id) and/or `user` (an email, as a DM).
+    `timezone` is the team's, for the times the message shows.
     `mention` entries come from the rules file (trusted); everything in
     `ticket`, `values`, `message` and `reason` comes from the ticket (untrusted).
     """
@@ -128,6 +129,7 @@ class Alert:
     reason: str = ""
     occurrence: int = 0
     sla: SlaClock | None = None
+    timezone: str = "UTC"
     created_at: datetime | None = None
 
     @classmethod
@@ -140,6 +142,7 @@ class Alert:
         if isinstance(mention, str):
             mention = (mention,)
         severity = _text(p.get("severity")).lower()
+        timezone = _text(p.get("timezone")) or "UTC"
         return cls(
             key=action.key,
             ticket_key=action.ticket_key,
@@ -154,7 +157,8 @@ class Alert:
             ticket=TicketInfo.from_params(p.get("ticket")),
             reason=_text(p.get("reason")) or action.reason,
             occurrence=int(p.get("occurrence") or 0),
-            sla=SlaClock.from_params(p.get("sla")),
+            sla=SlaClock.from_params(p.get("sla"), timezone),
+            timezone=timezone,
         )
 
     @classmethod

@@ -119,7 +119,7 @@ def alert_message(alert: Alert, now: datetime, *, mentions: Sequence[str] = (),
         header = f"{ICONS.get(alert.severity, ICONS['warning'])} {alert.rule} · {severity}"
     blocks = [_header(header)]
     if resolved:
-        timezone = alert.sla.timezone if alert.sla else "UTC"
+        timezone = alert.sla.timezone if alert.sla else alert.timezone
         blocks.append(_section(f"{RESOLVED_ICON} *{_how(resolved)}*{_when(resolved, timezone)}"))
     if about_ticket:
         blocks.append(_section(_subject_line(alert)))

@@ -59,3 +59,9 @@ def test_alert_round_trips_through_json():
     assert Alert.from_dict(json.loads(json.dumps(alert.to_dict()))) == alert
     resolution = Alert.resolution("zendesk:1", "solved", NOW)
     assert Alert.from_dict(json.loads(json.dumps(resolution.to_dict()))) == resolution
+
+
+def test_the_teams_time_zone_is_kept_and_used_by_an_sla_without_its_own():
+    alert = make_alert(timezone="Asia/Tokyo", sla={"target": "first_reply", "remaining_seconds": 60})
+    assert alert.timezone == "Asia/Tokyo" and alert.sla.timezone == "Asia/Tokyo"
+    assert make_alert(sla=None).timezone == "UTC"
