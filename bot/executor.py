@@ -31,7 +31,7 @@ from bot.errors import AuthError, Conflict, ConnectorError, PermissionDenied, Un
 from bot.logging_setup import event, get_logger
 from bot.model import EMPTY, Plan, Target, Ticket
 from bot.runtime.crash import crash_point
-from bot.runtime.resolve import Picker, Resolution, Unresolvable, merge, moot, resolve, visible
+from bot.runtime.resolve import Picker, Resolution, Unresolvable, merge, moot, note_reference, resolve, visible
 from bot.state import Intent, IntentState, Mode, RecordedPlan, StateStore
 
 
@@ -153,7 +153,7 @@ class Executor:
             except Unresolvable as error:
                 self._finish(intent, IntentState.FAILED, now, str(error), report.failed)
                 continue
-            if visible(resolution.change, ticket, note_seen=_note_seen(connector, intent, ticket)):
+            if visible(resolution.change, ticket, note_seen=False):  # a new note is never already there
                 self._finish(intent, IntentState.DONE, now, f"already in place: {resolution.summary}",
                              report.done)
                 continue
@@ -252,13 +252,19 @@ class _RotationView(dict):
 
 
 def _note_seen(connector: Connector, intent: Intent, ticket: Ticket) -> bool | None:
-    """Whether the helpdesk shows a note carrying this action's key (connectors that can tell)."""
-    if intent.kind != "add_note" and not (intent.resolved or {}).get("note"):
+    """Whether the helpdesk shows the note this action wrote (by its reference); None if it cannot tell."""
+    if not (intent.resolved or {}).get("note"):
         return None
     check = getattr(connector, "has_note", None)
-    if check is None:
+    if check is not None:
+        return bool(check(ticket.id, intent.key))
+    get_json, api_url = getattr(connector, "get_json", None), getattr(connector, "api_url", None)
+    if get_json is None or api_url is None:  # e.g. Freshdesk: a recovered note may be written twice
         return None
-    return bool(check(ticket.id, intent.key))
+    marker = note_reference(intent.key)
+    data = get_json(api_url(f"tickets/{ticket.id}/comments"))  # Zendesk: notes are private comments
+    return any(marker in str(c.get("body", "")) or intent.key in str(c.get("metadata", ""))
+               for c in data.get("comments", []))
 
 
 def _safe(change: TicketChange, ticket: Ticket | None) -> TicketChange:

@@ -41,6 +41,21 @@ from bot.state import Mode, StateStore
 from bot.state.codec import to_text
 
 
+def _dead_here(owner: str) -> bool:
+    """True when a lease owner (`host:pid:tag`) is a process of this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def utcnow() -> datetime:
     """The real time, tz-aware UTC."""
     return datetime.now(UTC)
@@ -127,6 +142,14 @@ class Runner:
     def holds_lease(self) -> bool:
         """Take or renew the store's lease; False while another runner holds it."""
         lease = self.store.acquire_lease(self.owner, now=self.clock(), ttl=self.lease_ttl)
+        if lease is None:
+            other = self.store.lease()
+            if other and _dead_here(other.owner):  # a runner on this host that crashed: no need to wait
+                lease = self.store.acquire_lease(self.owner, now=self.clock(), ttl=self.lease_ttl,
+                                                 steal_from=other.owner)
+                if lease is not None:
+                    event(self.log, "took over the lease of a crashed runner", previous=other.owner)
+                    return True
         if lease is None:
             if not self.standby_reported:
                 other = self.store.lease()

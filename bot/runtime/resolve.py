@@ -9,6 +9,7 @@ changed the ticket after evaluation in a way that makes the action pointless.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,8 +77,14 @@ def resolve(intent: Intent, ticket: Ticket, picker: Picker) -> Resolution:
         return Resolution({"remove_tags": sorted(p.get("tags") or ())},
                           f"untagged {', '.join(p.get('tags') or ())}")
     if kind == "add_note":
-        return Resolution({"note": str(p.get("body", ""))}, "private note added")
+        body = f"{p.get('body', '')}\n\n(deskbot {note_reference(intent.key)})"
+        return Resolution({"note": body}, "private note added")
     raise Unresolvable(f"deskbot does not know how to perform '{kind}' on {intent.platform}")
+
+
+def note_reference(key: str) -> str:
+    """A short reference to an action, put in its note so a later read can tell the note was written."""
+    return "ref " + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def _assign(intent: Intent, ticket: Ticket, picker: Picker) -> Resolution:

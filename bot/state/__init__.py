@@ -218,9 +218,9 @@ class StateStore(CursorStore, Outbox, Protocol):
         ...
 
     # -- lease -----------------------------------------------------------------
-    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta,
-                      name: str = "runner") -> Lease | None:
-        """Take or renew the lease; None while another live owner holds it."""
+    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta, name: str = "runner",
+                      steal_from: str | None = None) -> Lease | None:
+        """Take or renew the lease; None while another live owner holds it (`steal_from`: one known dead)."""
         ...
 
     def lease(self, name: str = "runner") -> Lease | None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.notifiers.base import Alert, OutboxEntry, Thread
+from bot.runtime.crash import crash_point
 from bot.state import AuditEntry, Lease
 from bot.state.codec import dumps, from_text, to_text
 
@@ -38,13 +39,13 @@ class JournalMixin:
         raise NotImplementedError
 
     # -- lease -------------------------------------------------------------------
-    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta,
-                      name: str = "runner") -> Lease | None:
-        """Take or renew the lease; None while another live owner holds it."""
+    def acquire_lease(self, owner: str, *, now: datetime, ttl: timedelta, name: str = "runner",
+                      steal_from: str | None = None) -> Lease | None:
+        """Take or renew the lease; None while another live owner holds it (`steal_from`: one known dead)."""
         with self.transaction():
             rows = self._conn.execute("SELECT owner, expires_at FROM leases WHERE name = ?",
                                       (name,)).fetchall()
-            if rows and rows[0][0] != owner and (from_text(rows[0][1]) or now) > now:
+            if rows and rows[0][0] not in (owner, steal_from) and (from_text(rows[0][1]) or now) > now:
                 return None
             expires = now + ttl
             self._conn.execute(
@@ -106,9 +107,11 @@ class JournalMixin:
             for key in keys:
                 self._conn.execute("UPDATE outbox SET state = 'sending', updated_at = ? WHERE key = ?",
                                    (at, key))
+        crash_point("before_post")
 
     def mark_sent(self, key: str, channel: str | None, ts: str | None) -> None:
         """Record a delivered entry and where its message lives."""
+        crash_point("after_post")
         at = to_text(self.clock())
         with self.transaction():
             self._conn.execute("UPDATE outbox SET state = 'sent', channel = ?, ts = ?, retry_at = NULL, "
