@@ -42,6 +42,11 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def field_name(label: str) -> str:
+    """The API name Freshdesk gives a custom field from its label: "VIP customer" -> `cf_vip_customer`."""
+    return "cf_" + re.sub(r"[^a-z0-9]+", "_", label.casefold()).strip("_")
+
+
 def _text(body: str) -> str:
     """Freshdesk's `body_text`: the HTML without tags, a line per paragraph."""
     lines = re.sub(r"<[^>]+>", "", re.sub(r"</p>|<br\s*/?>", "\n", body)).split("\n")
@@ -225,9 +230,10 @@ class FreshdeskAccount:
             self.companies[org.id] = {"id": org.id, "name": org.name, "domains": [org.domain]}
         for person in queue.requesters:
             self.add_contact(person.name, person.email, contact_id=person.id, company_id=person.organization_id)
+        names = {spec.key: field_name(spec.title) for spec in queue.custom_fields}
         for spec in queue.custom_fields:
-            self.custom_fields[f"cf_{spec.key}"] = {"label": spec.title, "type": f"custom_{spec.type}",
-                                                    "choices": list(spec.options)}
+            self.custom_fields[names[spec.key]] = {"label": spec.title, "type": f"custom_{spec.type}",
+                                                   "choices": list(spec.options)}
         for seeded in queue.tickets:
             priority = _SEED_PRIORITY[seeded.priority]
             customer_again = seeded.last_customer_update_at not in (None, seeded.created_at)
@@ -237,7 +243,7 @@ class FreshdeskAccount:
                 priority=priority, source=_SEED_SOURCE.get(seeded.channel, 2),
                 type=seeded.type.capitalize() if seeded.type else None, group_id=seeded.group_id,
                 responder_id=seeded.assignee_id, requester_id=seeded.requester_id, tags=list(seeded.tags),
-                custom_fields={f"cf_{k}": v for k, v in seeded.custom.items()},
+                custom_fields={names.get(k, f"cf_{k}"): v for k, v in seeded.custom.items()},
                 created_at=stamp(seeded.created_at), updated_at=stamp(seeded.updated_at),
                 stats={"first_responded_at": stamp(seeded.first_responded_at),
                        "agent_responded_at": stamp(seeded.last_agent_update_at),

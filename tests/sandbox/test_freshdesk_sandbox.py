@@ -234,6 +234,10 @@ def test_the_seeded_queue_reads_back_through_the_connector_in_neutral_terms(host
     tickets, _ = drain(make_connector(host.url, time).fetch_changes(None, backfill_all=True))
     by_id = {t.id: t for t in tickets}
     assert sorted(by_id) == [t.id for t in queue.tickets]
+    # Freshdesk names a custom field after its label, as the real account would
+    titles = {"order_number": "order_number", "plan": "plan", "region": "region", "vip": "vip_customer"}
+    assert {f.key: f.title for f in queue.custom_fields} == {
+        "order_number": "Order number", "plan": "Plan", "region": "Region", "vip": "VIP customer"}
     for seeded in queue.tickets:
         ticket = by_id[seeded.id]
         # Freshdesk folds "new" into Open; an Open ticket no agent has handled reads back as new.
@@ -248,7 +252,7 @@ def test_the_seeded_queue_reads_back_through_the_connector_in_neutral_terms(host
             seeded.group_id, seeded.assignee_id, seeded.requester_id)
         assert ticket.tags == set(seeded.tags)
         assert {k: v for k, v in ticket.custom.items() if v is not None and not k.endswith("escalated")} == {
-            k: v for k, v in seeded.custom.items() if v is not None}
+            titles[k]: v for k, v in seeded.custom.items() if v is not None}
         assert (ticket.created_at, ticket.updated_at, ticket.first_responded_at, ticket.last_agent_update_at,
                 ticket.last_customer_update_at) == (seeded.created_at, seeded.updated_at, seeded.first_responded_at,
                                                     seeded.last_agent_update_at, seeded.last_customer_update_at)
