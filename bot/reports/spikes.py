@@ -132,10 +132,10 @@ def detect_spikes(tickets: Iterable[Ticket], now: datetime, settings: SpikeSetti
     usual: Counter[str] = Counter()
     for ticket in {t.key: t for t in tickets}.values():
         created = ticket.created_at
-        if created is None or not baseline_start <= created <= now:
+        if created is None or not baseline_start < created <= now:
             continue
         found, surface = features(ticket, settings)
-        if created >= window_start:
+        if created > window_start:  # the window is (now - window, now]
             recent[ticket.key] = (ticket, found, surface)
         else:
             usual.update(found)
@@ -146,17 +146,23 @@ def detect_spikes(tickets: Iterable[Ticket], now: datetime, settings: SpikeSetti
     scale = settings.window / covered
     spiking = [f for f, keys in holding.items()
                if len(keys) >= settings.min_count and len(keys) >= settings.factor * usual[f] * scale]
-    spiking.sort(key=lambda f: (-len(holding[f]), usual[f], f.startswith(_TAG), f))
+    # the most surprising first: most tickets above the usual count, then the rarest usually
+    spiking.sort(key=lambda f: (-(len(holding[f]) - usual[f] * scale), -len(holding[f]) / (1 + usual[f] * scale),
+                                f.startswith(_TAG), f))
     spikes: list[Spike] = []
     absorbed: set[str] = set()
     for feature in spiking:
         if feature in absorbed:
             continue
-        members = holding[feature]
-        for other in spiking:
-            if other not in absorbed and len(members & holding[other]) >= settings.overlap * len(holding[other]):
-                absorbed.add(other)
-        spikes.append(_spike(feature, members, recent, usual[feature] * scale, settings, now))
+        core = [other for other in spiking if other not in absorbed and
+                len(holding[feature] & holding[other]) >= settings.overlap * len(holding[other])]
+        absorbed.update(core)
+        # members hold most of the core features: a word shared with everyday tickets pulls none of them in
+        needed = (len(core) + 1) // 2
+        members = {key for key in set().union(*(holding[f] for f in core))
+                   if sum(1 for f in core if f in recent[key][1]) >= needed}
+        if len(members) >= settings.min_count:
+            spikes.append(_spike(feature, members, recent, usual[feature] * scale, settings, now))
     new: list[Spike] = []
     ongoing: list[Spike] = []
     seen: dict[str, ActiveSpike] = {}
@@ -177,13 +183,19 @@ def _spike(feature: str, members: set[str], recent: Mapping[str, tuple[Ticket, f
            expected: float, settings: SpikeSettings, now: datetime) -> Spike:
     counts: Counter[str] = Counter()
     surfaces: dict[str, Counter[str]] = {}
+    in_subject: Counter[str] = Counter()
+    position: Counter[str] = Counter()
     for key in members:
-        _, found, surface = recent[key]
+        ticket, found, surface = recent[key]
         counts.update(found)
         for stemmed, word in surface.items():
             surfaces.setdefault(stemmed, Counter())[word] += 1
-    common = [f for f, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-              if n >= settings.common_share * len(members)]
+        for index, (stemmed, _) in enumerate(dict.fromkeys(words(ticket.subject))):
+            in_subject[stemmed] += 1
+            position[stemmed] += index
+    # most shared first; among equals, subject words before description words, in subject order
+    order = sorted(counts, key=lambda f: (-counts[f], -in_subject[f], position[f] / max(in_subject[f], 1), f))
+    common = [f for f in order if counts[f] >= settings.common_share * len(members)]
     words_ = tuple(surfaces[f].most_common(1)[0][0] for f in common if not f.startswith(_TAG))
     tags = tuple(f.removeprefix(_TAG) for f in common if f.startswith(_TAG))
     newest = sorted((recent[k][0] for k in members), key=lambda t: (t.created_at, t.key), reverse=True)

@@ -30,7 +30,7 @@ hi hello hey dear thanks thank thx regards best cheers kind sincerely team suppo
 issue issues problem problems question questions request requests re fw fwd urgent asap today tomorrow yesterday
 morning afternoon evening week day days hour hours minute minutes time since ago able unable need needs needed
 want wants wanted like see seen know let lets make made use used using work works working try tried trying
-sent send sending received receive one two three new old via customer customers client account hello
+sent send sending received receive one two three new old via customer customers client account say says said
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
