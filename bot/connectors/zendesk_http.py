@@ -204,9 +204,10 @@ def error_for(response: requests.Response, kind: str, config: ZendeskConfig) -> 
                          + (f" and that ZENDESK_EMAIL ({config.email}) owns it" if config.email and
                             not config.oauth_token else ""), **common)
     if status == 403:
+        hint = " (the incremental export needs an admin)" if kind == "export" else ""
         return PermissionDenied(f"{what} was forbidden (403): the agent behind {config.credential_name} "
-                                f"needs the right to do this (the incremental export needs an admin)"
-                                + (f"; Zendesk said: {said}" if said else ""), **common)
+                                f"needs the right to do this{hint}" + (f"; Zendesk said: {said}" if said else ""),
+                                **common)
     if status == 404:
         return NotFound(f"{what} found nothing (404) at {urlsplit(response.url).path}"
                         + (f"; Zendesk said: {said}" if said else ""), **common)

@@ -105,8 +105,8 @@ def test_a_first_export_without_a_cursor_keeps_its_start_time():
     (404, {"error": "RecordNotFound", "description": "Not found"}, NotFound,
      "Zendesk show_many call found nothing (404) at /api/v2/tickets/show_many.json; Zendesk said: Not found"),
     (403, {"error": "Forbidden", "description": "Light agents cannot"}, PermissionDenied,
-     "Zendesk show_many call was forbidden (403): the agent behind ZENDESK_API_TOKEN needs the right to do this "
-     "(the incremental export needs an admin); Zendesk said: Light agents cannot"),
+     "Zendesk show_many call was forbidden (403): the agent behind ZENDESK_API_TOKEN needs the right to do this; "
+     "Zendesk said: Light agents cannot"),
     (409, {"error": "UpdateConflict"}, Conflict,
      "Zendesk show_many call conflicted (409): the ticket changed since it was read; Zendesk said: UpdateConflict"),
     (502, "<html><body>Bad gateway</body></html>", Unavailable,
