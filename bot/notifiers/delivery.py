@@ -3,10 +3,13 @@
 `OutboxNotifier.deliver(now)` walks the outbox in enqueue order. Entries for one
 destination (a "lane") go out in order: when one must wait (retry time not
 reached, failed, or paced out of this round) every later entry of that lane and
-every later update of that ticket waits too. A transient failure (network,
-5xx, timeout) ends the round, so a Slack outage costs one failed request per
-round, never a blocked bot; a 429 only holds its own lane. Nothing here sleeps
-except the pacer, and only within `max_wait` seconds per round.
+every later update of that ticket waits too. A 429 holds only its own lane
+until Retry-After. Any other transient failure (network, 5xx, timeout, a
+refused token) means Slack is unwell as a whole: the round ends and no request
+at all is made until the backoff has passed, so an outage costs one request
+per backoff step, never a blocked bot, and afterwards everything goes out in
+the original order. Nothing here sleeps except the pacer, at most `max_wait`
+seconds per round.
 """
 
 from __future__ import annotations
@@ -285,14 +288,14 @@ class OutboxNotifier:
         state.report.sent.append(entry.key)
 
     def _failed(self, unit: _Unit, error: NotifierError, state: _Round) -> None:
-        state.hold(unit)
         retry_at = self._retry_at(unit.entries[0], error, state.now)
         for entry in unit.entries:
             self.outbox.mark_failed(entry.key, str(error), retry_at, ambiguous=error.ambiguous)
             (state.report.retrying if retry_at else state.report.dead).append(entry.key)
         if retry_at is None:
             log.error("giving up on %s: %s", ", ".join(unit.keys), error)
-            return
+            return  # a dead alert does not hold back the ones behind it
+        state.hold(unit)
         log.warning("delivery of %s failed, retrying at %s: %s", ", ".join(unit.keys),
                     retry_at.isoformat(timespec="seconds"), error)
         if not isinstance(error, NotifierRateLimited):

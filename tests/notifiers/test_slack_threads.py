@@ -221,3 +221,12 @@ def test_undeliverable_alerts_are_given_up_with_the_fix_and_others_still_go(make
     assert errors[3] == "no Slack user has the email 'nobody@example.com' (`user:` in the rules file)"
     assert "give the rule's notify a `channel` or `user`, or set SLACK_DEFAULT_CHANNEL" in errors[4]
     assert "giving up on" in caplog.text
+
+
+def test_a_given_up_alert_does_not_hold_back_the_next_one_for_that_channel(make_notifier, slack):
+    notifier = make_notifier(digest_threshold=50)
+    refused = make_alert(1, channel="outsiders")
+    notifier.send([refused, make_alert(2, channel="outsiders", rule="Other"), make_alert(3)])
+    report = notifier.deliver(NOW)
+    assert report.dead == [refused.key, make_alert(2, channel="outsiders", rule="Other").key]
+    assert report.sent == [make_alert(3).key] and report.waiting == 0
