@@ -219,7 +219,7 @@ class FreshdeskConnector:
             target, params = next_url, None
 
     def get_tickets(self, ids: Sequence[int]) -> list[Ticket]:
-        """Fresh copies, one GET per id (Freshdesk has no show_many); missing tickets are left out."""
+        """Fresh copies, one GET per id (Freshdesk has no show_many); missing, deleted or spam ones are left out."""
         self.directory()
         tickets = []
         for ticket_id in dict.fromkeys(ids):
@@ -228,6 +228,8 @@ class FreshdeskConnector:
                                          {"include": ",".join(VIEW_INCLUDES)})
             except NotFound:
                 continue
+            if raw.get("deleted") or raw.get("spam"):
+                continue  # in the trash or the spam folder: gone for deskbot, as the list API hides them
             self.baselines.seen(raw)
             tickets.append(self._map(raw))
         return tickets

@@ -297,3 +297,14 @@ def test_an_empty_last_page_after_a_full_one_ends_the_feed():
 def test_naive_timestamps_are_read_as_utc():
     ticket = to_ticket({**RECORD, "created_at": "2024-06-10T09:00:00"}, Directory())
     assert ticket.created_at == datetime(2024, 6, 10, 9, tzinfo=UTC)
+
+
+@responses.activate
+def test_re_reads_leave_out_deleted_and_spam_tickets():
+    for listing in ("ticket_fields", "agents", "groups"):
+        responses.get(f"{BASE}/api/v2/{listing}", json=[])
+    responses.get(f"{BASE}/api/v2/tickets/57", json=RECORD)
+    responses.get(f"{BASE}/api/v2/tickets/58", json={**RECORD, "id": 58, "deleted": True})
+    responses.get(f"{BASE}/api/v2/tickets/59", json={**RECORD, "id": 59, "spam": True})
+    responses.get(f"{BASE}/api/v2/tickets/60", status=404, body="")
+    assert [t.id for t in connector().get_tickets([57, 58, 59, 60])] == [57]
