@@ -111,7 +111,11 @@ class ZendeskConnector:
         """GET a URL through zenpy's request path and return the raw JSON (mapping is ours, not zenpy's)."""
         # zenpy's own paginators fetch pages with `api._get(url, raw_response=True)`; we do the same to keep
         # every key of the payload (zenpy objects drop and rename some) without deserialising it twice.
-        return self.call(lambda: self.client.tickets._get(url, raw_response=True).json())
+        def fetch() -> Mapping[str, Any]:
+            self.client.tickets._get(url, raw_response=True)
+            return self.session.last_json or {}  # already decoded once by our session
+
+        return self.call(fetch)
 
     def api_url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         """An absolute API URL with properly encoded parameters (zenpy leaves cursors unencoded)."""

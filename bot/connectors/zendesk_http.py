@@ -14,7 +14,6 @@ variables such as `ZENPY_FORCE_NETLOC`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -337,8 +336,3 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
         if secret:
             text = text.replace(secret, "[redacted]")
     return text
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON for debug logs."""
-    return json.dumps(value, default=str, separators=(",", ":"))
