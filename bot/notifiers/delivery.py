@@ -124,8 +124,8 @@ class OutboxNotifier:
 
     def __init__(self, transport: Transport, outbox: Outbox | None = None, *, digest_threshold: int = 5,
                  pacer: Pacer | None = None, max_wait: float = 10.0, backoff: RetryPolicy | None = None):
-        if digest_threshold < 2:
-            raise ValueError("digest_threshold must be at least 2 (a digest lists several tickets)")
+        if digest_threshold < 1:
+            raise ValueError("digest_threshold must be at least 1 (more alerts than this become a digest)")
         self.transport = transport
         self.outbox: Outbox = outbox if outbox is not None else MemoryOutbox()
         self.digest_threshold = digest_threshold
@@ -193,7 +193,7 @@ class OutboxNotifier:
         return self._fold_digests(units, state.now)
 
     def _fold_digests(self, units: list[_Unit], now: datetime) -> list[_Unit]:
-        """Replace bursts of one rule to one channel (new threads only) by digest units."""
+        """Replace bursts of one rule to one channel (more than the threshold, new threads only) by digests."""
         groups: dict[tuple[str, str], list[_Unit]] = {}
         for unit in units:
             alert = unit.entries[0].alert
@@ -203,7 +203,7 @@ class OutboxNotifier:
                     members.append(unit)  # a second alert on the same ticket becomes a thread reply
         replaced: dict[int, list[_Unit]] = {}
         for members in groups.values():
-            if len(members) < self.digest_threshold:
+            if len(members) <= self.digest_threshold:
                 continue
             by_key = {m.entries[0].key: m.entries[0] for m in members}
             chunks = digest_chunks([m.entries[0].alert for m in members], now)

@@ -36,7 +36,7 @@ def test_console_alert_shows_the_same_content_as_slack():
 
 def test_console_shows_threads_digests_and_resolutions():
     term, out = console()
-    notifier = ConsoleNotifier(term, digest_threshold=3)
+    notifier = ConsoleNotifier(term, digest_threshold=2)
     notifier.send([make_alert(i) for i in (1, 2, 3)])
     notifier.deliver(NOW)
     notifier.send([make_alert(2, rule="VIP waiting")])

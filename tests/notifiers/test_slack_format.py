@@ -77,7 +77,7 @@ def test_alert_reads_as_a_checklist_for_the_supervisor(make_notifier, slack):
 
 
 def test_digest_and_its_resolved_update_match_snapshots(make_notifier, slack):
-    notifier = make_notifier()
+    notifier = make_notifier(digest_threshold=4)
     notifier.send([make_alert(i, mention=["@oncall"]) for i in range(1, 6)])
     notifier.deliver(NOW)
     [digest] = slack.posts("support-alerts")

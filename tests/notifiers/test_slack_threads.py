@@ -87,11 +87,11 @@ def test_a_deleted_message_does_not_block_the_resolution(make_notifier, slack):
     assert notifier.outbox.open_threads("zendesk:1") == []
 
 
-def test_a_burst_of_one_rule_becomes_one_digest_at_the_threshold(make_notifier, slack):
+def test_a_burst_of_one_rule_above_the_threshold_becomes_one_digest(make_notifier, slack):
     notifier = make_notifier()
-    notifier.send([make_alert(i) for i in range(1, 5)])
+    notifier.send([make_alert(i) for i in range(1, 6)])
     notifier.deliver(NOW)
-    assert len(slack.posts()) == 4  # under the threshold: one message each
+    assert len(slack.posts()) == 5  # up to the threshold (5): one message each
     slack.reset()
     notifier.send([make_alert(i) for i in range(11, 51)])
     report = notifier.deliver(NOW)
@@ -101,7 +101,7 @@ def test_a_burst_of_one_rule_becomes_one_digest_at_the_threshold(make_notifier, 
 
 
 def test_the_threshold_is_configurable_and_digests_are_per_rule_and_channel(make_notifier, slack):
-    notifier = make_notifier(digest_threshold=3)
+    notifier = make_notifier(digest_threshold=2)
     notifier.send([make_alert(i) for i in (1, 2, 3)] + [make_alert(i, rule="Unassigned") for i in (4, 5)]
                   + [make_alert(i, channel="escalations") for i in (6, 7)])
     notifier.deliver(NOW)
@@ -115,16 +115,16 @@ def test_tickets_already_in_a_thread_get_replies_not_a_place_in_the_digest(make_
     notifier = make_notifier()
     notifier.send([make_alert(1)])
     notifier.deliver(NOW)
-    notifier.send([make_alert(i, occurrence=2) for i in range(1, 7)])
+    notifier.send([make_alert(i, occurrence=2) for i in range(1, 8)])
     notifier.deliver(NOW + timedelta(hours=1))
     root, digest = slack.posts()
-    assert header(digest) == ":rotating_light: First reply overdue · 5 tickets"
+    assert header(digest) == ":rotating_light: First reply overdue · 6 tickets"
     assert "zendesk:1`" not in digest.blocks[1]["text"]["text"]
     assert len(slack.replies("support-alerts", root.ts)) == 1
 
 
 def test_news_about_a_digested_ticket_goes_to_the_digest_thread_and_resolution_ticks_it_off(make_notifier, slack):
-    notifier = make_notifier()
+    notifier = make_notifier(digest_threshold=4)
     notifier.send([make_alert(i) for i in range(1, 6)])
     notifier.deliver(NOW)
     [digest] = slack.posts()
