@@ -330,8 +330,13 @@ def _pick(strategy: str, eligible: list[Candidate], position: str | None) -> tup
     return chosen, f"least loaded: {chosen.load:g}", position
 
 
-def _least_loaded(candidates: Sequence[Candidate]) -> Candidate:
-    return min(candidates, key=lambda c: (c.load, c.open, c.agent.id if c.agent else 0))
+def _least_loaded(candidates: Sequence[Candidate], prefer: int | None = None) -> Candidate:
+    """Lowest weighted load, then fewest tickets, then `prefer` (the holder: no churn on a tie), then id."""
+    def rank(c: Candidate) -> tuple[float, int, bool, int]:
+        agent_id = c.agent.id if c.agent else 0
+        return c.load, c.open, agent_id != prefer, agent_id
+
+    return min(candidates, key=rank)
 
 
 def _fall_back(ask: _Ask, fallback: str, head: str, candidates: tuple[Candidate, ...],
@@ -340,7 +345,7 @@ def _fall_back(ask: _Ask, fallback: str, head: str, candidates: tuple[Candidate,
     if fallback == "assign_anyway":
         pool = [c for c in candidates if not c.hard]
         if pool:
-            chosen = _least_loaded(pool)
+            chosen = _least_loaded(pool, prefer=ask.ticket.assignee_id)
             if chosen.agent is not None and chosen.agent.id == ask.ticket.assignee_id:
                 return Decision("keep", f"{head}: nobody is eligible; assign_anyway keeps {chosen.label}, the "
                                         f"least loaded. {listing}", agent=chosen.agent, fallback=fallback, **base)
@@ -381,6 +386,7 @@ class AssignmentBatch:
     workload: Workload
     stored: Callable[[str], str | None] | None = None
     changed: dict[str, str | None] = field(default_factory=dict)
+    _known: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     def choose(self, params: Mapping[str, Any], ticket: Ticket, now: datetime,
                history: Iterable[Any] = ()) -> Decision:
@@ -389,12 +395,14 @@ class AssignmentBatch:
         pool = pool_key(ticket.platform, str(team)) if team else None
         position = None
         if pool is not None:
-            position = self.changed[pool] if pool in self.changed else (self.stored(pool) if self.stored else None)
+            if pool not in self._known:
+                self._known[pool] = self.stored(pool) if self.stored else None
+            position = self._known[pool]
         decision = choose_assignee(params, ticket, self.directory, self.workload, now, self.roster, position, history)
         if decision.outcome == "assign" and decision.agent is not None:
             if ticket.assignee_id is not None and ticket.status in self.roster.settings.open_statuses:
                 self.workload = with_ticket(self.workload, ticket.assignee_id, ticket.priority, -1)
             self.workload = with_ticket(self.workload, decision.agent.id, ticket.priority)
         if pool is not None and decision.rotation_position != position:
-            self.changed[pool] = decision.rotation_position
+            self._known[pool] = self.changed[pool] = decision.rotation_position
         return decision

@@ -396,7 +396,7 @@ def roster_problems(spec: Any) -> list[tuple[tuple[Any, ...], str]]:
     uses = [(("agents", key, "shift"), a.shift) for key, a in agents.items() if isinstance(a.shift, str)]
     uses += [(("teams", name, "shift"), getattr(team, "shift", None))
              for name, team in (getattr(spec, "teams", None) or {}).items()]
-    known = [ALWAYS, *shifts]
+    known = [ALWAYS, *(name for name in shifts if name != ALWAYS)]
     for where, name in uses:
         if name is not None and name not in known:
             close = difflib.get_close_matches(name, known, n=1)
