@@ -12,6 +12,7 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from rich.console import Console, Group
 from rich.padding import Padding
@@ -153,6 +154,7 @@ class ConsoleTransport:
 class ConsoleNotifier(OutboxNotifier):
     """A `Notifier` that prints alerts with rich instead of posting them."""
 
-    def __init__(self, console: Console | None = None, outbox: Outbox | None = None, *, digest_threshold: int = 5):
-        super().__init__(ConsoleTransport(console), outbox, digest_threshold=digest_threshold,
-                         pacer=Pacer(interval=0.0))
+    def __init__(self, console: Console | None = None, outbox: Outbox | None = None, *, digest_threshold: int = 5,
+                 **options: Any):
+        options.setdefault("pacer", Pacer(interval=0.0))  # a terminal has no rate limit
+        super().__init__(ConsoleTransport(console), outbox, digest_threshold=digest_threshold, **options)

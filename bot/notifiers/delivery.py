@@ -189,6 +189,9 @@ class OutboxNotifier:
                 except NotifierError as error:
                     self._failed(unit, error, state)
                     continue
+                except Exception as error:  # a bug must not escape deliver()
+                    self._failed(unit, _unexpected(error, unit, post=False), state)
+                    continue
             units.append(unit)
         return self._fold_digests(units, state.now)
 
@@ -246,6 +249,9 @@ class OutboxNotifier:
                 self.pacer.posted(unit.channel)
         except NotifierError as error:
             self._failed(unit, error, state)
+            return
+        except Exception as error:  # a bug must not stop delivery for good, nor escape deliver()
+            self._failed(unit, _unexpected(error, unit, post=unit.kind != "resolution"), state)
             return
         self._sent(unit, posted, state, opened=thread is None)
 
@@ -310,3 +316,9 @@ class OutboxNotifier:
         else:
             delay = max(1.0, self.backoff.delay(entry.attempts, error))
         return now + timedelta(seconds=delay)
+
+
+def _unexpected(error: Exception, unit: _Unit, *, post: bool) -> NotifierError:
+    """A bug or an answer we did not expect: logged with its traceback, retried with backoff."""
+    log.error("unexpected error delivering %s", ", ".join(unit.keys), exc_info=error)
+    return NotifierError(f"unexpected {type(error).__name__} (see the log)", retryable=True, ambiguous=post)

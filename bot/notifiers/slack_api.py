@@ -211,7 +211,7 @@ def mention_markup(entry: str, user_id: Callable[[str], str | None],
 
     entry = entry.strip()
     bare = entry.lstrip("@!")
-    if bare.lower() in _SPECIAL and not entry.endswith("@"):
+    if bare.lower() in _SPECIAL:
         return _SPECIAL[bare.lower()]
     if _USER_ID.match(bare):
         return f"<@{bare}>"

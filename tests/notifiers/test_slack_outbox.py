@@ -227,3 +227,14 @@ def test_slack_down_by_stopped_server_then_back_on_the_same_port(outbox, clock):
     assert report.sent == [make_alert(2, rule="VIP").key, make_alert(1, rule="VIP").key]
     assert [m.payload["metadata"]["event_payload"]["key"] for m in app.messages] == [
         make_alert(1).key, make_alert(2, rule="VIP").key, make_alert(1, rule="VIP").key]
+
+
+def test_an_unexpected_answer_is_retried_later_and_never_escapes_deliver(make_notifier, slack, caplog):
+    notifier = make_notifier()
+    notifier.send([make_alert(1)])
+    slack.faults.add(status=200, body='{"ok": true}', path="/api/chat.postMessage")  # no ts in the answer
+    report = notifier.deliver(NOW)
+    assert report.retrying == [make_alert(1).key]
+    assert notifier.outbox.get(make_alert(1).key).error == "unexpected KeyError (see the log)"
+    assert "unexpected error delivering" in caplog.text
+    assert notifier.deliver(report.next_attempt_at).sent == [make_alert(1).key]
