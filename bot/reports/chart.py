@@ -12,6 +12,7 @@ import math
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bot.reports.report import AGING_LABELS, ScopeReport
 
@@ -57,7 +58,8 @@ def _trend(axes, scope: ScopeReport) -> None:
     axes.set_title("Open backlog, same time each day", fontsize=10)
     axes.set_ylim(bottom=0)
     axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=8, loc="upper left")
+    axes.legend(fontsize=8, loc="best", framealpha=0.8)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _aging(axes, scope: ScopeReport) -> None:
@@ -65,7 +67,8 @@ def _aging(axes, scope: ScopeReport) -> None:
     axes.bar_label(bars, fontsize=9)
     axes.set_xticks(range(len(AGING_LABELS)))
     axes.set_xticklabels(AGING_LABELS, fontsize=8)
-    axes.set_title(f"Open tickets by age ({scope.time_basis})", fontsize=10)
+    axes.set_title(f"Open tickets by age, in {scope.time_basis}", fontsize=10)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylim(bottom=0, top=max(1, *scope.aging) * 1.15)
     axes.grid(axis="y", alpha=0.3)
 

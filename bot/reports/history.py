@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,7 +49,6 @@ CREATE TABLE IF NOT EXISTS history_changes (
     assignee TEXT, PRIMARY KEY (key, seq)
 )
 """
-_HAS_RELATED = "related" in {f.name for f in fields(Ticket)}
 
 
 class HistoryStore:
@@ -213,7 +212,7 @@ def record_snapshot(store: Any, tickets: Iterable[Ticket], now: datetime) -> int
 
 def _slim(ticket: Ticket) -> Ticket:
     """The snapshot worth keeping: no raw payload, no derived facts, a bounded description."""
-    extra: dict[str, Any] = {"related": EMPTY} if _HAS_RELATED else {}
+    extra: dict[str, Any] = {"related": EMPTY} if hasattr(type(ticket), "related") else {}
     return replace(ticket, raw=EMPTY, description=ticket.description[:_DESCRIPTION_CHARS], **extra)
 
 

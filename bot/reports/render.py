@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -67,7 +68,7 @@ def sections(report: Report) -> Iterator[Section]:
          str(s.unassigned), f"{percent(s.repeats.rate)} ({s.repeats.repeats}/{s.repeats.with_requester})"]
         for s in report.scopes]
     main = report.main
-    yield f"Aging of open tickets ({main.time_basis})", list(AGING_LABELS), [[str(n) for n in main.aging]]
+    yield f"Aging of open tickets, in {main.time_basis}", list(AGING_LABELS), [[str(n) for n in main.aging]]
     yield "SLA adherence", ["Target", "Reached", "Met", "Median", "90th pct", "Breached", "Near misses"], [
         [_WORDS.get(t.target, t.target), str(t.completed), f"{percent(t.share_met)} ({t.met}/{t.with_deadline})",
          duration(t.median), duration(t.p90), str(t.breached), str(t.near_misses)] for t in main.sla]
@@ -84,7 +85,7 @@ def sections(report: Report) -> Iterator[Section]:
 
 
 def _refs(refs: tuple[TicketRef, ...]) -> list[list[str]]:
-    return [[r.key, r.subject, r.detail] for r in refs]
+    return [[r.key, " ".join(r.subject.split()), r.detail] for r in refs]  # one line per ticket
 
 
 # -- formats -------------------------------------------------------------------------------------
@@ -130,10 +131,12 @@ def render_markdown(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
 def _md(text: str) -> str:
-    """Table-safe Markdown: no pipes, no line breaks, no HTML."""
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-            .replace("<", "&lt;").replace(">", "&gt;"))
+    """Inert, table-safe Markdown: styling and link characters and pipes escaped, one line, no HTML."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split())).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_csv(report: Report) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,6 @@ PREFIX = "requester."
 RELATED_KEY = "requester"
 SIMILAR = 0.3  # Jaccard similarity of subject terms above which two tickets are about the same topic
 _LAST = "tickets_last_"
-_HAS_RELATED = "related" in {f.name for f in fields(Ticket)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +70,16 @@ def requester_facts(tickets: Iterable[Ticket], now: datetime) -> dict[str, Reque
 def with_requester_facts(tickets: Iterable[Ticket], universe: Iterable[Ticket], now: datetime) -> list[Ticket]:
     """The tickets with `related["requester"]` filled from all known tickets (unchanged if Ticket lacks `related`)."""
     tickets = list(tickets)
-    if not _HAS_RELATED:
+    if not any(_can_relate(t) for t in tickets):
         return tickets
     facts = requester_facts([*universe, *tickets], now)
-    return [replace(t, related={**t.related, RELATED_KEY: facts[t.key]}) if t.key in facts else t  # type: ignore[attr-defined]
-            for t in tickets]
+    return [replace(t, related={**t.related, RELATED_KEY: facts[t.key]})  # type: ignore[attr-defined]
+            if t.key in facts and _can_relate(t) else t for t in tickets]
+
+
+def _can_relate(ticket: Ticket) -> bool:
+    """True when the ticket's class has the `related` field (bot.model.Ticket once the lead adds it)."""
+    return hasattr(type(ticket), "related")
 
 
 def facts_of(ticket: Ticket) -> RequesterFacts | None:
