@@ -231,7 +231,9 @@ def _named(ask: _Ask, name: str) -> Decision:
         return Decision("none", f"{label(agent)} is inactive in {ask.ticket.platform}; nothing assigned", **base)
     if agent.id == ask.ticket.assignee_id:
         return Decision("keep", f"already assigned to {label(agent)}", agent=agent, **base)
-    seen = _judge(ask, agent, label(agent), None, None, ())
+    roster = ask.roster
+    team = roster.team_of(roster.key(agent.email, agent.name) or agent.name, ask.ticket.group)  # for its shift
+    seen = _judge(ask, agent, label(agent), None, team, ())
     note = f" (note: {', '.join(seen.excluded)}; a named agent is assigned regardless)" if seen.excluded else ""
     return _guarded(ask, Decision("assign", f"assigned to {label(agent)}{note}", agent=agent, candidates=(seen,),
                                   **base))
@@ -313,7 +315,7 @@ def _judge(ask: _Ask, agent: Agent | None, text: str, group: Any, team: str | No
     lacking = sorted(set(needed) - {s.casefold() for s in (profile.skills if profile else ())})
     if lacking:
         reasons.append(f"lacks skill {', '.join(lacking)}")
-    if agent.id == ticket.assignee_id and team is not None:
+    if agent.id == ticket.assignee_id:
         reasons.append(_CURRENT)
     return Candidate(agent, text, settings.priority_weights.load(counts), sum(counts.values()), tuple(reasons))
 
