@@ -120,7 +120,7 @@ def test_agent_load_flags_the_overloaded_and_the_idle_agent_only() -> None:
     assert agents["Eve"].flag == "high" and agents["Eve"].z == pytest.approx(0.6745 * 14.5 / 0.5)
     assert agents["idle@example.com"].flag == "low" and agents["idle@example.com"].open == 0
     assert [a.flag for name, a in agents.items() if name not in ("Eve", "idle@example.com")] == ["", "", "", ""]
-    assert list(agents)[0] == "Eve", "agents are listed by load, highest first"
+    assert next(iter(agents)) == "Eve", "agents are listed by load, highest first"
 
 
 def test_no_outliers_are_flagged_in_a_team_of_two() -> None:
