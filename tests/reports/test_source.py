@@ -141,3 +141,24 @@ def test_requester_facts_come_from_the_mirror_and_recent_history(store) -> None:
     enriched = attach_requester_facts(store, [waiting, new], NOW)
     facts = facts_of(enriched[1])
     assert facts is not None and facts.open_tickets == 1 and facts.tickets_since(NOW - 7 * D, NOW) == 3
+
+
+def test_deskbot_sla_policies_are_measured_in_their_calendar_with_history_pauses(store) -> None:
+    text = RULES + """calendars:
+  office: {timezone: UTC, hours: {weekdays: '09:00-17:00'}}
+sla_policies:
+  - name: standard
+    calendar: office
+    pause_when: [pending]
+    targets: {first_reply: 2h, resolution: 1d}
+"""
+    config = load_config_text(text, "rules.yaml")
+    # Friday 15:00 -> replied Monday 09:30: 2h of Friday plus 30m of Monday = 2h30m of office time, 30m late
+    late = ticket(1, group="Billing", created_at=NOW - 67 * H, first_responded_at=NOW - 30 * timedelta(minutes=1))
+    on_time = ticket(2, group="Billing", created_at=NOW - H, first_responded_at=NOW - 15 * timedelta(minutes=1))
+    record_snapshot(store, [late, on_time], NOW - 70 * H)
+    first, _ = make_report(store, config, "daily", NOW).main.sla
+    assert (first.completed, first.with_deadline, first.met, first.breached) == (2, 2, 1, 1)
+    assert first.median == (timedelta(minutes=45) + timedelta(hours=2, minutes=30)) / 2
+    breach = make_report(store, config, "daily", NOW).main.breaches[0]
+    assert (breach.key, breach.detail) == ("zendesk:1", "first reply late by 30m")
