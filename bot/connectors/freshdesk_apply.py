@@ -85,16 +85,24 @@ class Baselines:
             self._items.popitem(last=False)
 
 
-def conflict(current: Mapping[str, Any], expected: datetime, baseline: _Baseline | None) -> str | None:
-    """Why the planned change no longer applies, or None when it still does."""
+def conflict(current: Mapping[str, Any], expected: datetime, baseline: _Baseline | None,
+             desired: Mapping[str, Any]) -> str | None:
+    """Why the planned change no longer applies, or None when it still does.
+
+    A field already holding the value the change writes is no conflict: a human
+    did the same, or it is our own earlier attempt whose answer was lost.
+    """
     updated = parse_time(current.get("updated_at"))
     if updated is None or updated <= expected:
+        return None
+    if desired and all(current.get(name) == value for name, value in desired.items()):
         return None
     if baseline is None or expected not in baseline.versions:
         return f"changed at {updated:%Y-%m-%dT%H:%M:%SZ}, after the plan's read and no snapshot to compare"
     now = projection(current)
     changed = [f"{name} {baseline.values.get(name)!r} -> {now[name]!r}" for name in now
-               if name in baseline.values and baseline.values[name] != now[name]]
+               if name in baseline.values and baseline.values[name] != now[name]
+               and not (name in desired and desired[name] == now[name])]
     return ", ".join(changed) or None
 
 
@@ -183,7 +191,7 @@ class FreshdeskWriter:
         baseline = self.baselines.get(change.ticket_id)
         accepted: set[datetime] = set()
         if expected is not None:
-            reason = conflict(current, expected, baseline)
+            reason = conflict(current, expected, baseline, body)
             if reason:
                 return ApplyResult(change.ticket_id, change.key, ok=False, skipped=True,
                                    error=f"skipped: ticket {change.ticket_id} changed since the plan ({reason})",

@@ -200,6 +200,25 @@ def test_the_bots_own_earlier_write_does_not_make_its_next_change_stale(app, con
     assert app.tickets[ticket]["group_id"] == 12 and app.tickets[ticket]["tags"] == ["routed"]
 
 
+def test_a_write_whose_answer_was_lost_is_not_mistaken_for_a_humans_change(app, connector):
+    ticket = app.add_ticket(updated_at=NOW - timedelta(hours=1))["id"]
+    seen = fetched(connector, ticket)
+    lost = []
+
+    def gateway_times_out_after_the_first_put(request, response):
+        if request.method == "PUT" and not lost:
+            lost.append(response.status_code)
+            return json_response({"message": "Gateway Timeout"}, 504)
+        return None
+
+    app.after.append(gateway_times_out_after_the_first_put)
+    [result] = connector.apply([TicketChange(ticket, assignee_id=21, add_tags=frozenset({"routed"}),
+                                             expected_updated_at=seen.updated_at)])
+    assert lost == [200] and result.ok and not result.skipped
+    assert app.tickets[ticket]["responder_id"] == 21 and app.tickets[ticket]["tags"] == ["routed"]
+    assert bodies(app) == [{"responder_id": 21, "tags": ["routed"]}, {"responder_id": 21}]
+
+
 def test_an_unknown_ticket_changed_since_the_plan_is_skipped_without_a_snapshot(app, connector, time):
     ticket = app.add_ticket(updated_at=NOW - timedelta(hours=1))["id"]
     [result] = connector.apply([TicketChange(ticket, priority=Priority.HIGH,
