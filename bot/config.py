@@ -26,6 +26,7 @@ from bot.rules.operators import suggest
 from bot.rules.schema import ConfigSpec, RuleSpec
 from bot.rules.validation import validate
 from bot.rules.yamlsource import Marks, YamlSyntaxError, format_path, load_with_marks
+from bot.shifts import roster_problems
 from bot.sla import sla_problems
 
 DEFAULT_PATH = FilePath("config/rules.yaml")
@@ -90,6 +91,7 @@ def load_config_text(text: str, filename: str = "<memory>") -> Config:
     if spec is not None:
         problems.extend(Problem(path, message) for path, message in sla_problems(spec.calendars, spec.sla_policies))
         problems.extend(_team_problems(spec))
+        problems.extend(Problem(tuple(path), message) for path, message in roster_problems(spec))
         rules = compile_rules(spec, data.get("rules") or [], problems)
     if problems:
         raise ConfigError(_format(problems, marks))

@@ -375,7 +375,9 @@ def _pauses(ticket: Ticket, now: datetime, statuses: set[str],
     if not statuses:
         return ()
     if not history:
-        since = ticket.status_changed_at or now
+        # Unknown since when: the last update is the latest the status can have changed. Never `now`,
+        # which would make a paused clock's reading drift with time.
+        since = ticket.status_changed_at or ticket.updated_at or ticket.created_at or now
         return ((since, None),) if ticket.status.value in statuses else ()
     changes = sorted(history, key=lambda change: change.at)
     if changes[-1].status != ticket.status:  # the snapshot is newer than the history

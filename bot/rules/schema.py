@@ -12,12 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+import bot.rules.assignment_fields
 import bot.rules.sla_fields  # noqa: F401  (registers the `sla.` field family)
 from bot.rules import fields as field_registry
 from bot.rules.actions import ACTIONS
 from bot.rules.durations import DurationError, parse_duration
 from bot.rules.fields import Kind
 from bot.rules.operators import ALIASES, OPERATORS
+from bot.shifts import AgentSpec, AssignmentSpec, ShiftSpec
 from bot.sla import CalendarSpec, SlaPolicySpec
 
 
@@ -47,6 +49,7 @@ class TeamSpec(Strict):
                                    description="Mentioned in escalations: emails, or '@handle' user groups.")
     timezone: str = Field("UTC", description="IANA time zone for times shown to this team.")
     calendar: str | None = Field(None, description="The team's business hours (a name under 'calendars').")
+    shift: str | None = Field(None, description="When the team's agents are on shift (a name under 'shifts').")
 
 
 class Settings(Strict):
@@ -125,6 +128,11 @@ class ConfigSpec(Strict):
         default_factory=dict, description="Business hours and holidays by name; '24x7' is built in.")
     sla_policies: list[SlaPolicySpec] = Field(
         default_factory=list, description="deskbot's own SLA targets; the first policy that applies wins.")
+    agents: dict[str, AgentSpec] = Field(default_factory=dict,
+                                         description="Per agent (by email): skills, capacity, shift, time off.")
+    shifts: dict[str, ShiftSpec] = Field(default_factory=dict, description="Working hours by name.")
+    assignment: AssignmentSpec = Field(default_factory=AssignmentSpec,
+                                       description="Load weights, ping-pong guard, where skills come from.")
     rules: list[RuleSpec] = Field(default_factory=list)
 
 
