@@ -21,6 +21,7 @@ ticket, so nothing is written twice and nothing is lost.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,8 @@ from bot.model import EMPTY, Plan, Target, Ticket
 from bot.runtime.crash import crash_point
 from bot.runtime.resolve import Picker, Resolution, Unresolvable, merge, moot, note_reference, resolve, visible
 from bot.state import Intent, IntentState, Mode, RecordedPlan, StateStore
+
+_TRANSIENT = re.compile(r"\b(429|5\d\d)\b|timed? ?out|will be retried|unavailable|connection", re.IGNORECASE)
 
 
 @dataclass
@@ -225,6 +228,12 @@ class Executor:
         elif result.skipped:
             self._finish(intent, IntentState.SKIPPED, now, result.error or "skipped by the helpdesk",
                          report.skipped)
+        elif _TRANSIENT.search(result.error or ""):
+            # 5xx, 429, timeout on this one change: it may or may not have happened; a later cycle reads the
+            # ticket and settles it (done if visible, else written again), up to max_attempts
+            report.unknown.append(intent.key)
+            event(self.log, "action", level=logging.WARNING, rule=intent.rule, ticket=intent.ticket_key,
+                  kind=intent.kind, result="retrying", detail=result.error)
         else:
             self._finish(intent, IntentState.FAILED, now, result.error or "refused by the helpdesk",
                          report.failed)

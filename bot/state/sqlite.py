@@ -160,7 +160,9 @@ class SqliteStore(JournalMixin):
                     "INSERT INTO tickets (key, platform, id, status, updated_at, data, next_check_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, "
-                    "data = excluded.data, next_check_at = COALESCE(?, next_check_at)",
+                    "data = excluded.data, next_check_at = COALESCE(?, next_check_at) "
+                    "WHERE excluded.updated_at IS NULL OR tickets.updated_at IS NULL "
+                    "OR excluded.updated_at >= tickets.updated_at",  # a late, older copy never wins
                     (t.key, t.platform, t.id, t.status.value, to_text(t.updated_at), ticket_to_json(t), due, due))
 
     def mark_due(self, at: datetime, platform: str | None = None) -> int:

@@ -322,3 +322,9 @@ def test_changed_tickets_can_be_marked_due_as_they_enter_the_mirror(store):
     assert store.due(T0) == ["zendesk:2"]
     assert store.mark_due(T0, "zendesk") == 2
     assert sorted(store.due(T0)) == ["zendesk:1", "zendesk:2"]
+
+
+def test_an_older_copy_of_a_ticket_arriving_late_never_replaces_the_newer_one(store):
+    store.upsert_tickets([make_ticket(1, subject="new", updated_at=T0 + timedelta(minutes=5))])
+    store.upsert_tickets([make_ticket(1, subject="old", updated_at=T0)])
+    assert store.mirror()["zendesk:1"].subject == "new"
