@@ -213,3 +213,28 @@ def test_dry_run_plans_and_audits_but_changes_nothing(tmp_path, clock):
     runner = make_runner(tmp_path, TAG_URGENT, {"zendesk": zd}, clock, dry_run=True)
     runner.poll("zendesk")
     assert zd.applied == [] and [e.result for e in runner.store.audit_log()] == ["dry_run", "dry_run"]
+
+
+def test_healthz_turns_red_when_the_store_cannot_write_and_metrics_are_served(tmp_path, clock):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from bot.health import serve_health
+
+    zd = FakeConnector(tickets())
+    runner = make_runner(tmp_path, TAG_URGENT, {"zendesk": zd}, clock)
+    runner.poll("zendesk")
+    with serve_health(runner.status_checked, runner.metrics, port=0) as server:
+        with urllib.request.urlopen(server.url + "/healthz") as response:
+            assert response.status == 200 and json.loads(response.read())["healthy"] is True
+        with urllib.request.urlopen(server.url + "/metrics") as response:
+            body = response.read().decode()
+        assert 'deskbot_actions_total{helpdesk="zendesk",result="done"} 2' in body
+        assert 'deskbot_cycles_total{helpdesk="zendesk"} 1' in body
+        runner.store._conn.execute("PRAGMA query_only = ON")  # the disk stops accepting writes
+        try:
+            urllib.request.urlopen(server.url + "/healthz")
+            raise AssertionError("expected 503")
+        except urllib.error.HTTPError as error:
+            assert error.code == 503 and json.loads(error.read())["store"]["writable"] is False
