@@ -308,6 +308,25 @@ def _route_by_group(options: NotifyOptions, context: Context) -> Callable[[Ticke
     return route
 
 
+def _sla_reader(context: Context) -> Callable[[Ticket, datetime, str], dict[str, Any] | None]:
+    """The most pressing SLA clock of a ticket for the alert frame: the longest breached, else the next due."""
+    if not getattr(context.spec, "sla_policies", None):
+        return lambda ticket, now, timezone: None
+    from bot.rules.sla_fields import bind
+
+    binding = bind(context.spec)
+
+    def read(ticket: Ticket, now: datetime, timezone: str) -> dict[str, Any] | None:
+        running = [c for c in binding.clocks(ticket, now).values() if not c.stopped]
+        if not running:
+            return None
+        clock = min(running, key=lambda c: (not c.breached, -c.breached_for if c.breached else c.remaining))
+        return {"target": clock.target, "deadline": clock.deadline.isoformat() if clock.deadline else None,
+                "remaining_seconds": clock.remaining.total_seconds(), "timezone": timezone}
+
+    return read
+
+
 def _ticket_summary(ticket: Ticket) -> dict[str, Any]:
     return {
         "subject": ticket.subject, "url": ticket.url, "status": ticket.status.value,
@@ -345,6 +364,7 @@ def _notify(raw: Any, path: Path, context: Context, problems: list[Problem]) -> 
     if template is None:
         return None
     where = options.channel or options.user or f"team {options.team}"
+    clocks = _sla_reader(context)
 
     def build(ticket: Ticket, now: datetime, rule: str) -> dict[str, Any]:
         destination = route(ticket)
@@ -352,7 +372,7 @@ def _notify(raw: Any, path: Path, context: Context, problems: list[Problem]) -> 
         return {
             **destination, "user": options.user, "severity": options.severity,
             "template": template.text, "values": values, "message": template.render(values),
-            "ticket": _ticket_summary(ticket), "rule": rule,
+            "ticket": _ticket_summary(ticket), "rule": rule, "sla": clocks(ticket, now, destination["timezone"]),
         }  # fmt: skip
 
     return CompiledAction("notify", Target.NOTIFIER, build, f"notify {where}")
