@@ -32,6 +32,9 @@ _SLA_SLOTS: Mapping[str, str] = MappingProxyType({
     "total_resolution_time": "resolution_due_at",
 })
 
+#: Zendesk's `via.channel` names where the shared vocabulary (and Freshdesk) says otherwise.
+_CHANNELS = {"voice": "phone", "chat_transcript": "chat", "native_messaging": "chat", "mobile_sdk": "api"}
+
 
 def parse_time(value: Any) -> datetime | None:
     """An aware UTC datetime from Zendesk's ISO 8601 text or Unix seconds (None stays None)."""
@@ -128,7 +131,7 @@ def to_ticket(raw: Mapping[str, Any], sideloads: Sideloads | None = None) -> Tic
         url=f"{side.agent_url}{ticket_id}" if side.agent_url else "",
         description=raw.get("description") or "",
         type=raw.get("type"),
-        channel=(raw.get("via") or {}).get("channel"),
+        channel=_CHANNELS.get(via := (raw.get("via") or {}).get("channel"), via),
         tags=frozenset(raw.get("tags") or ()),
         group_id=_int(raw.get("group_id")),
         group=group.get("name"),
