@@ -10,7 +10,8 @@ No API call is ever made for a report.
 Tables (created on demand, never touching the store's own schema version):
 `history_tickets` (latest snapshot and last state per ticket),
 `history_changes` (the transitions), `history_meta` (when recording began).
-Tickets resolved for longer than the retention (120 days) are pruned daily.
+Tickets with no change for longer than the retention (120 days) are pruned
+daily; open ones among them are still in the mirror.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS history_tickets (
     last_seq INTEGER NOT NULL, fingerprint TEXT NOT NULL, data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_tickets_created ON history_tickets (created_at);
-CREATE INDEX IF NOT EXISTS history_tickets_changed ON history_tickets (resolved, last_change_at);
+CREATE INDEX IF NOT EXISTS history_tickets_last_change ON history_tickets (last_change_at);
+CREATE INDEX IF NOT EXISTS history_tickets_open ON history_tickets (resolved);
 CREATE TABLE IF NOT EXISTS history_changes (
     key TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL, grp TEXT,
     assignee TEXT, PRIMARY KEY (key, seq)
@@ -137,13 +139,16 @@ class HistoryStore:
         return len(new)
 
     def prune(self, *, before: datetime) -> int:
-        """Forget tickets resolved before `before`; returns how many."""
+        """Forget tickets whose last change is before `before`; returns how many.
+
+        An open ticket untouched that long is still in the mirror, which the
+        reports read as well, so only its early transitions are lost.
+        """
         cut = (to_text(before),)
         with self._transaction("prune ticket history"):
             self._conn.execute("DELETE FROM history_changes WHERE key IN (SELECT key FROM history_tickets "
-                               "WHERE resolved = 1 AND last_change_at < ?)", cut)
-            return self._conn.execute("DELETE FROM history_tickets WHERE resolved = 1 AND last_change_at < ?",
-                                      cut).rowcount
+                               "WHERE last_change_at < ?)", cut)
+            return self._conn.execute("DELETE FROM history_tickets WHERE last_change_at < ?", cut).rowcount
 
     # -- reading -------------------------------------------------------------
     def since(self) -> datetime | None:

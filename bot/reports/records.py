@@ -10,7 +10,7 @@ approximate life from a lone snapshot (created, then its current status).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import pairwise
 
@@ -140,10 +140,19 @@ def _clamp(at: datetime, low: datetime, high: datetime) -> datetime:
     return min(max(at, low), max(low, high))
 
 
-def merge_snapshots(records: Iterable[TicketRecord], tickets: Iterable[Ticket], now: datetime) -> list[TicketRecord]:
-    """Records brought up to date with newer snapshots (the mirror), adding tickets never recorded."""
+def merge_snapshots(records: Iterable[TicketRecord], mirror: Iterable[Ticket], now: datetime) -> list[TicketRecord]:
+    """Records brought up to date with the mirror, adding tickets never recorded.
+
+    The mirror holds every open ticket of the helpdesks it covers, so a record
+    still open in history but gone from the mirror (deleted, merged, or solved
+    while history was not recorded) is closed at its last known update.
+    """
     by_key = {record.key: record for record in records}
-    for ticket in tickets:
+    mirrored: set[str] = set()
+    platforms: set[str] = set()
+    for ticket in mirror:
+        mirrored.add(ticket.key)
+        platforms.add(ticket.platform)
         record = by_key.get(ticket.key)
         if record is None:
             by_key[ticket.key] = from_snapshot(ticket, now)
@@ -152,6 +161,13 @@ def merge_snapshots(records: Iterable[TicketRecord], tickets: Iterable[Ticket], 
             continue  # the record already holds a newer snapshot
         last = record.changes[-1] if record.changes else None
         by_key[ticket.key] = TicketRecord(ticket, (*record.changes, *changes_since(last, ticket, now)))
+    for key, record in by_key.items():
+        last = record.changes[-1] if record.changes else None
+        if key in mirrored or record.ticket.platform not in platforms or last is None or not last.open:
+            continue
+        gone = min(max(last.at, record.ticket.updated_at or last.at), now)
+        closed = replace(record.ticket, status=Status.CLOSED)
+        by_key[key] = TicketRecord(closed, (*record.changes, Change(gone, Status.CLOSED, last.group, last.assignee)))
     return list(by_key.values())
 
 

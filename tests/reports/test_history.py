@@ -87,10 +87,10 @@ def test_records_leave_out_tickets_resolved_before_the_window(store) -> None:
     assert keys == ["zendesk:5", "zendesk:6"]
 
 
-def test_resolved_tickets_past_the_retention_are_pruned(store) -> None:
+def test_tickets_unchanged_past_the_retention_are_pruned(store) -> None:
     history = HistoryStore.for_store(store)
     ancient = ticket(7, created_at=NOW - 200 * D, status=Status.CLOSED, solved_at=NOW - 190 * D)
-    ancient_open = ticket(8, created_at=NOW - 200 * D)
+    ancient_open = ticket(8, created_at=NOW - 200 * D, status=Status.OPEN, status_changed_at=NOW - 101 * D)
     history.record([ancient, ancient_open], NOW - 100 * D)  # 90 days after the solve: kept
     assert [r.key for r in history.records(NOW - 365 * D)] == ["zendesk:7", "zendesk:8"]
     assert history.prune(before=NOW - 120 * D) == 1
@@ -127,3 +127,16 @@ def test_an_unwritable_history_says_which_file_and_what_to_do(tmp_path) -> None:
     blocker.write_text("")
     with pytest.raises(StateError, match=r"report history in .*not-a-dir/x.sqlite3: cannot open"):
         HistoryStore(str(blocker / "x.sqlite3"))
+
+
+def test_an_open_record_gone_from_the_mirror_is_closed_at_its_last_update() -> None:
+    deleted = ticket(12, created_at=NOW - 5 * H, updated_at=NOW - 3 * H, status=Status.OPEN)
+    elsewhere = ticket(13, created_at=NOW - 5 * H)
+    elsewhere = replace(elsewhere, platform="freshdesk")  # a helpdesk the mirror does not cover: left alone
+    still = ticket(14, created_at=NOW - H)
+    merged = {r.key: r for r in merge_snapshots([from_snapshot(deleted, NOW - 2 * H), from_snapshot(elsewhere, NOW)],
+                                                [still], NOW)}
+    gone = merged["zendesk:12"]
+    assert gone.ticket.status is Status.CLOSED and gone.changes[-1] == Change(NOW - 3 * H, Status.CLOSED)
+    assert gone.state_at(NOW - 4 * H).open and not gone.state_at(NOW).open
+    assert merged["freshdesk:13"].ticket.status is Status.NEW
