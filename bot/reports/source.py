@@ -5,7 +5,8 @@ from the mirror, the history beside it (`bot.reports.history`) and the audit
 log. The runner calls, each cycle:
 
     record_snapshot(store, fetched_tickets, now)                 # bot.reports.history
-    tickets = attach_requester_facts(store, tickets, now)        # before engine.plan
+    facts = requester_facts(requester_universe(store, now), now) # once per evaluation pass
+    tickets = attach_facts(tickets, facts)                       # per chunk, before engine.plan
     alert_recurring(store, config, now, mode)                    # recurring-issue alerts
     run_due_reports(store, config, now, poster)                  # scheduled Slack reports
 """
@@ -204,9 +205,14 @@ def alert_recurring(store: StateStore, config: Any, now: datetime, mode: Mode = 
         return store.record_plan(spike_plan(result.new, settings), now=now, mode=mode)
 
 
+def requester_universe(store: StateStore, now: datetime, history: HistoryStore | None = None) -> list[Ticket]:
+    """Every ticket the repeat-contact facts may count: the mirror plus history as far back as rules look."""
+    horizon = max(requester_fields.longest_window(), timedelta(days=1))
+    records, _ = load_records(store, now, now - horizon, history)
+    return [r.ticket for r in records]
+
+
 def attach_requester_facts(store: StateStore, tickets: Sequence[Ticket], now: datetime,
                            history: HistoryStore | None = None) -> list[Ticket]:
     """The tickets about to be planned, with repeat-contact facts from the mirror and recent history."""
-    horizon = max(requester_fields.longest_window(), timedelta(days=1))
-    records, _ = load_records(store, now, now - horizon, history)
-    return requester_fields.with_requester_facts(tickets, [r.ticket for r in records], now)
+    return requester_fields.with_requester_facts(tickets, requester_universe(store, now, history), now)

@@ -72,7 +72,11 @@ def with_requester_facts(tickets: Iterable[Ticket], universe: Iterable[Ticket], 
     tickets = list(tickets)
     if not any(_can_relate(t) for t in tickets):
         return tickets
-    facts = requester_facts([*universe, *tickets], now)
+    return attach_facts(tickets, requester_facts([*universe, *tickets], now))
+
+
+def attach_facts(tickets: Iterable[Ticket], facts: Mapping[str, RequesterFacts]) -> list[Ticket]:
+    """The tickets with precomputed facts attached (compute once per cycle, attach per chunk)."""
     return [replace(t, related={**t.related, RELATED_KEY: facts[t.key]})  # type: ignore[attr-defined]
             if t.key in facts and _can_relate(t) else t for t in tickets]
 

@@ -112,3 +112,16 @@ def test_misspelt_requester_fields_are_refused_with_the_names_that_exist(name: s
 def test_the_longest_window_in_use_sets_how_much_history_the_facts_need() -> None:
     load_config_text(RULES.replace("tickets_last_7d", "tickets_last_30d"), "rules.yaml")
     assert requester_fields.longest_window() >= timedelta(days=30)
+
+
+def test_facts_computed_once_can_be_attached_chunk_by_chunk() -> None:
+    from bot.rules.requester_fields import attach_facts
+
+    first = related_ticket(1, requester_id=3, created_at=NOW - 2 * H)
+    second = related_ticket(2, requester_id=3, created_at=NOW - H)
+    facts = requester_facts([first, second], NOW)
+    (attached,) = attach_facts([second], facts)
+    assert facts_of(attached) == facts["zendesk:2"] and facts_of(attached).open_tickets == 1
+    if RelatedTicket is not Ticket:  # until bot.model.Ticket carries `related`
+        plain = ticket(2, requester_id=3)
+        assert attach_facts([plain], facts) == [plain], "a ticket class without `related` is left as it is"
