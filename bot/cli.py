@@ -168,9 +168,9 @@ def test_command(paths: tuple[Path, ...], config_path: Path) -> None:
 
 def _register_runtime() -> None:
     """Add run, demo, status, audit and report, which live beside the runtime they drive."""
-    from bot import cli_runtime
+    from bot import cli_reports, cli_runtime
 
-    for command in cli_runtime.COMMANDS:
+    for command in [*cli_runtime.COMMANDS, *cli_reports.COMMANDS]:
         cli.add_command(command)
 
 

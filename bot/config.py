@@ -18,6 +18,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from bot.errors import ConfigError
+from bot.reports.schedule import report_problems
 from bot.rules.actions import Context, compile_action
 from bot.rules.conditions import Problem, compile_condition
 from bot.rules.durations import format_duration, parse_duration
@@ -92,6 +93,8 @@ def load_config_text(text: str, filename: str = "<memory>") -> Config:
         problems.extend(Problem(path, message) for path, message in sla_problems(spec.calendars, spec.sla_policies))
         problems.extend(_team_problems(spec))
         problems.extend(Problem(tuple(path), message) for path, message in roster_problems(spec))
+        problems.extend(Problem(tuple(path), message)
+                        for path, message in report_problems(spec.reports, spec.teams, list(spec.calendars)))
         rules = compile_rules(spec, data.get("rules") or [], problems)
     if problems:
         raise ConfigError(_format(problems, marks))

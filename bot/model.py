@@ -99,6 +99,9 @@ class Ticket:
     solved_at: datetime | None = None
     sla: SlaDeadlines = field(default_factory=SlaDeadlines)
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    #: Facts derived from the whole mirror (e.g. the requester's other open tickets), filled by the
+    #: runner before planning; never stored and not part of the ticket's identity.
+    related: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
 
     @property
     def key(self) -> str:

@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import bot.rules.assignment_fields
+import bot.rules.requester_fields
 import bot.rules.sla_fields  # noqa: F401  (registers the `sla.` field family)
+from bot.reports.schedule import RecurringIssuesSpec, ReportSchedule
 from bot.rules import fields as field_registry
 from bot.rules.actions import ACTIONS
 from bot.rules.durations import DurationError, parse_duration
@@ -133,6 +135,10 @@ class ConfigSpec(Strict):
     shifts: dict[str, ShiftSpec] = Field(default_factory=dict, description="Working hours by name.")
     assignment: AssignmentSpec = Field(default_factory=AssignmentSpec,
                                        description="Load weights, ping-pong guard, where skills come from.")
+    reports: list[ReportSchedule] = Field(default_factory=list,
+                                          description="Queue-health reports posted to Slack on a schedule.")
+    recurring_issues: RecurringIssuesSpec | None = Field(
+        None, description="Alert when a cluster of similar new tickets rises above its usual rate.")
     rules: list[RuleSpec] = Field(default_factory=list)
 
 

@@ -62,6 +62,8 @@ def ticket_to_dict(ticket: Ticket) -> dict[str, Any]:
     """Every field of a ticket, JSON-safe."""
     out: dict[str, Any] = {}
     for f in fields(Ticket):
+        if f.name == "related":  # derived from the mirror before each plan; never stored
+            continue
         value = getattr(ticket, f.name)
         if f.name == "sla":
             out["sla"] = {s.name: to_text(getattr(value, s.name)) for s in fields(SlaDeadlines)}
@@ -78,7 +80,7 @@ def ticket_to_dict(ticket: Ticket) -> dict[str, Any]:
 
 def ticket_from_dict(data: dict[str, Any]) -> Ticket:
     """Rebuild a ticket; unknown keys (from a newer version) are ignored."""
-    known = {f.name for f in fields(Ticket)}
+    known = {f.name for f in fields(Ticket)} - {"related"}
     kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
     for name in _TIME_FIELDS & kwargs.keys():
         kwargs[name] = from_text(kwargs[name])
