@@ -65,3 +65,28 @@ def test_the_readme_documents_every_field_operator_and_action():
     readme = (ROOT / "README.md").read_text()
     missing = [f"`{n}`" for n in [*FIELDS, *OPERATORS, *ACTIONS] if f"`{n}`" not in readme]
     assert not missing, f"README lacks {missing}"
+
+
+def _readme_rule_blocks():
+    text = (ROOT / "README.md").read_text()
+    blocks = text.split("```yaml\n")[1:]
+    return [block.split("```", 1)[0] for block in blocks]
+
+
+@pytest.mark.parametrize("block", _readme_rule_blocks(), ids=lambda b: b.strip().splitlines()[0][:40])
+def test_every_rules_file_example_in_the_readme_is_valid(block):
+    """Each YAML example in the README loads, set among the example file's teams and an SLA policy."""
+    base = yaml.safe_load((ROOT / "config/rules.yaml").read_text())
+    data = yaml.safe_load(block)
+    if isinstance(data, list):  # rule entries shown on their own
+        data = {"rules": data}
+    if not isinstance(data, dict) or "cases" in data or "now" in data:
+        pytest.skip("not a rules-file fragment")
+    if "when" in data:  # a lone condition
+        data = {"rules": [{"name": "example", "when": data["when"], "then": [{"add_tags": "x"}]}]}
+    merged = {**base, **{k: v for k, v in data.items() if k != "teams"}}
+    merged["teams"] = {**base["teams"], **(data.get("teams") or {})}
+    merged.setdefault("rules", [])
+    from bot.config import load_config_text
+
+    load_config_text(yaml.safe_dump(merged), "README.md")
