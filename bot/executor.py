@@ -27,12 +27,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from bot.assignment import AssignmentBatch, pool_key, workload_from
+from bot.config import Config
 from bot.connectors.base import ApplyResult, Connector, TicketChange
 from bot.errors import AuthError, Conflict, ConnectorError, PermissionDenied, Unavailable
 from bot.logging_setup import event, get_logger
-from bot.model import EMPTY, Plan, Target, Ticket
+from bot.model import EMPTY, Plan, PlannedAction, Target, Ticket
 from bot.runtime.crash import crash_point
 from bot.runtime.resolve import Picker, Resolution, Unresolvable, merge, moot, note_reference, resolve, visible
+from bot.shifts import roster_for
 from bot.state import Intent, IntentState, Mode, RecordedPlan, StateStore
 
 _TRANSIENT = re.compile(r"\b(429|5\d\d)\b|timed? ?out|will be retried|unavailable|connection", re.IGNORECASE)
@@ -56,6 +59,18 @@ class ExecutionReport:
         return len(self.done) + len(self.failed) + len(self.skipped) + len(self.expired)
 
 
+class Settled(Exception):
+    """An intent that needs no write: already in place, held by a guard, or handed to humans."""
+
+    def __init__(self, state: IntentState, detail: str):
+        self.state, self.detail = state, detail
+        super().__init__(detail)
+
+
+_PING_PONG = timedelta(days=7)  # how far back to read deskbot's own assignments for the ping-pong guard
+_ASSIGNED = re.compile(r"(^|: )assigned to ")  # an audit line of a done assignment that moved the ticket
+
+
 class LeaseLost(Exception):
     """Another runner took the store's lease; this one must stop acting."""
 
@@ -66,7 +81,8 @@ class Executor:
     def __init__(self, store: StateStore, connectors: Mapping[str, Connector], *,
                  expire_after: timedelta = timedelta(hours=2), max_attempts: int = 5,
                  guard: Callable[[], bool] | None = None, on_action: Callable[[Intent, str, str], None] | None = None,
-                 logger: logging.Logger | None = None):
+                 logger: logging.Logger | None = None, config: Callable[[], Config] | None = None):
+        self.config = config
         self.store = store
         self.connectors = connectors
         self.expire_after = expire_after
@@ -120,6 +136,7 @@ class Executor:
                 report: ExecutionReport) -> list[tuple[Intent, Resolution]]:
         """Decide per intent: settle it now from the fresh read, or write it (with its resolution)."""
         picker: Picker | None = None
+        batch: AssignmentBatch | None = None
         todo: list[tuple[Intent, Resolution]] = []
         for intent in intents:
             ticket = fresh.get(intent.ticket_id)
@@ -149,12 +166,21 @@ class Executor:
             if recovering:
                 todo.append((intent, Resolution(dict(intent.resolved), _describe_change(intent.resolved))))
                 continue
-            if picker is None:
-                picker = self._picker(connector, intent.platform)
             try:
-                resolution = resolve(intent, ticket, picker)
+                if intent.kind == "assign" and self.config is not None:
+                    if batch is None:
+                        batch = self._assignment_batch(connector, intent.platform)
+                    resolution = self._assignment(batch, intent, ticket, now)
+                else:
+                    if picker is None:
+                        picker = self._picker(connector, intent.platform)
+                    resolution = resolve(intent, ticket, picker)
             except Unresolvable as error:
                 self._finish(intent, IntentState.FAILED, now, str(error), report.failed)
+                continue
+            except Settled as settled:
+                self._finish(intent, settled.state, now, settled.detail,
+                             report.done if settled.state is IntentState.DONE else report.skipped)
                 continue
             if visible(resolution.change, ticket, note_seen=False):  # a new note is never already there
                 self._finish(intent, IntentState.DONE, now, f"already in place: {resolution.summary}",
@@ -162,6 +188,56 @@ class Executor:
                 continue
             todo.append((intent, resolution))
         return todo
+
+    def _assignment_batch(self, connector: Connector, platform: str) -> AssignmentBatch:
+        """Assignment decisions for this perform: the rules' roster, the mirror's workload, stored rotations."""
+        roster = roster_for(self.config().spec)  # type: ignore[misc]
+        workload = workload_from(self.store.mirror(platform).values(), platform=platform,
+                                 statuses=roster.settings.open_statuses)
+        return AssignmentBatch(connector.directory(), roster, workload, stored=self.store.rotation)
+
+    def _assignment(self, batch: AssignmentBatch, intent: Intent, ticket: Ticket, now: datetime) -> Resolution:
+        """The write an `assign` decision makes; settles the intent itself when nothing is to be written."""
+        history = [entry.at for entry in self.store.audit_log(ticket_key=intent.ticket_key, since=now - _PING_PONG)
+                   if entry.kind == "assign" and entry.result == "done" and _ASSIGNED.search(entry.detail)]
+        decision = batch.choose(intent.params, ticket, now, history)
+        pool = pool_key(ticket.platform, str(intent.params["team"])) if intent.params.get("team") else None
+        group = batch.directory.group(decision.group) if decision.group else None
+        if decision.outcome == "assign" and decision.agent is not None:
+            change: dict[str, object] = {"assignee_id": decision.agent.id}
+            if group is not None:
+                change["group_id"] = group.id
+            rotation = (pool, decision.rotation_position) if pool and decision.rotation_position else None
+            return Resolution(change, decision.reason, rotation)  # type: ignore[arg-type]
+        if decision.outcome == "queue" and group is not None:
+            return Resolution({"group_id": group.id}, decision.reason)
+        if decision.outcome == "notify":
+            self._notify_team(intent, ticket, decision.team, decision.reason, now)
+            raise Settled(IntentState.SKIPPED, f"nobody eligible; the team was told: {decision.reason}")
+        if decision.outcome in ("keep", "held"):
+            state = IntentState.DONE if decision.outcome == "keep" else IntentState.SKIPPED
+            raise Settled(state, decision.reason)
+        raise Unresolvable(decision.reason)
+
+    def _notify_team(self, intent: Intent, ticket: Ticket, team_name: str | None, reason: str, now: datetime) -> None:
+        """`fallback: notify`: one alert to the team's channel saying why nobody could take the ticket."""
+        team = self.config().spec.teams.get(team_name or "") if self.config else None  # type: ignore[misc]
+        if team is None or not team.slack_channel:
+            return
+        from bot.notifiers.base import Alert  # the executor only needs alerts for this fallback
+
+        action = PlannedAction(
+            key=f"{intent.key}/nobody_eligible", ticket_key=ticket.key, platform=ticket.platform,
+            ticket_id=ticket.id, rule=intent.rule, kind="notify", target=Target.NOTIFIER,
+            params={"channel": team.slack_channel, "severity": "warning", "team": team_name,
+                    "timezone": team.timezone, "rule": intent.rule, "reason": reason,
+                    "message": f"Nobody in {team_name} can take ticket #{ticket.id} now: {reason}",
+                    "ticket": {"subject": ticket.subject, "url": ticket.url, "status": ticket.status.value,
+                               "priority": ticket.priority.value, "group": ticket.group,
+                               "assignee": ticket.assignee, "requester": ticket.requester,
+                               "tags": sorted(ticket.tags)}},
+            reason=reason)
+        self.store.enqueue([Alert.from_action(action)])
 
     def _picker(self, connector: Connector, platform: str) -> Picker:
         load = Counter(t.assignee_id for t in self.store.mirror(platform).values()

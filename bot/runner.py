@@ -101,7 +101,7 @@ class Runner:
         self.config = rules.config or rules.load()
         self.rules.on_rejected = self._rules_rejected
         self.executor = Executor(store, self.connectors, expire_after=self.options.expire_after,
-                                 guard=self.holds_lease, logger=get_logger("executor"))
+                                 guard=self.holds_lease, logger=get_logger("executor"), config=lambda: self.config)
         self.guard = Guard(store, confirm=self.options.confirm, notify=self.admin_alert)
         settings = self.config.spec.settings
         self.intervals = {
