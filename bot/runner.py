@@ -32,6 +32,8 @@ from bot.errors import StateError
 from bot.executor import Executor, LeaseLost
 from bot.logging_setup import event, get_logger
 from bot.notifiers.base import Alert
+from bot.reports.slack import TransportPoster
+from bot.reports.source import alert_recurring, run_due_reports
 from bot.rules.durations import parse_duration
 from bot.runtime.blast import Guard
 from bot.runtime.cycle import Cycle, CycleReport, Outage
@@ -226,8 +228,17 @@ class Runner:
                 if report.evaluated or report.execution.settled or report.error:
                     self._after(platform, report, now, poll=False)
                 reports.append(report)
+            self._queue_health(now)
             return reports
         return self._job("tick", step) or []
+
+    def _queue_health(self, now: datetime) -> None:
+        """Recurring-issue alerts and scheduled reports: from the mirror and history, no helpdesk calls."""
+        config = self.config
+        alert_recurring(self.store, config, now, self.mode(config))
+        transport = getattr(self.notifier, "transport", None)
+        if config.spec.reports and transport is not None and getattr(transport, "api", None) is not None:
+            run_due_reports(self.store, config, now, TransportPoster(transport))
 
     def deliver(self) -> Any:
         """Post what the outbox holds (lease holder only); never raises."""

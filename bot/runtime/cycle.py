@@ -22,6 +22,10 @@ from bot.errors import ConnectorError
 from bot.executor import ExecutionReport, Executor
 from bot.logging_setup import event, get_logger
 from bot.model import Plan, Ticket
+from bot.reports.history import record_snapshot
+from bot.reports.source import requester_universe
+from bot.rules.requester_fields import PREFIX as REQUESTER_PREFIX
+from bot.rules.requester_fields import attach_facts, requester_facts
 from bot.runtime.blast import Guard
 from bot.runtime.crash import crash_point
 from bot.runtime.metrics import Metrics
@@ -29,6 +33,20 @@ from bot.state import Mode, StateStore, iter_chunks
 
 Planner = Callable[..., Plan]
 CHUNK = 500
+
+
+def uses_requester_facts(config: Config) -> bool:
+    """Whether any active rule reads a `requester.*` field (the facts cost a pass over the mirror)."""
+    cached = _USES.get(id(config))
+    if cached is None or cached[0] is not config:
+        used = any(leaf.field.name.startswith(REQUESTER_PREFIX)
+                   for rule in config.active_rules for leaf in rule.condition.root.leaves())
+        _USES.clear()
+        _USES[id(config)] = cached = (config, used)
+    return cached[1]
+
+
+_USES: dict[int, tuple[Config, bool]] = {}
 
 
 @dataclass
@@ -156,6 +174,7 @@ class Cycle:
             self.store.upsert_tickets(latest.values(), due_at=now)
             if gone:
                 self.store.remove_tickets(gone)
+        record_snapshot(self.store, latest.values(), now)  # history for reports, solved tickets included
         for key in gone:
             self._resolve_threads(key, "deleted", now)
         return len(latest)
@@ -165,10 +184,14 @@ class Cycle:
         mode = self.mode(config)
         self.guard.refresh(config, now)  # a new or confirmed rule version makes the whole queue due
         due = self.store.due(now, self.platform)
+        facts = None
+        if due and uses_requester_facts(config):  # mirror-wide facts, computed once per pass, only if a rule reads them
+            facts = requester_facts(requester_universe(self.store, now), now)
         for chunk in iter_chunks(due, CHUNK):
             tickets = self.store.tickets(chunk)
             memory = self.store.memory(chunk, mode)
-            plan = self.guard.filter(self.planner(list(tickets.values()), now, config, memory))
+            batch = list(tickets.values()) if facts is None else attach_facts(tickets.values(), facts)
+            plan = self.guard.filter(self.planner(batch, now, config, memory))
             crash_point("after_plan")
             self.executor.record(plan, now=now, mode=mode, evaluated=chunk, seen=tickets)
             report.evaluated += len(tickets)
