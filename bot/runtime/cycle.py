@@ -12,16 +12,17 @@ evaluation, and their Slack threads are marked resolved.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.config import Config
 from bot.connectors.base import ChangePage, Connector, sync
 from bot.errors import ConnectorError
 from bot.executor import ExecutionReport, Executor
 from bot.logging_setup import event, get_logger
-from bot.model import Plan, Ticket
+from bot.model import Firing, Plan, Ticket
 from bot.reports.history import record_snapshot
 from bot.reports.source import requester_universe
 from bot.rules.requester_fields import PREFIX as REQUESTER_PREFIX
@@ -130,6 +131,7 @@ class Cycle:
         self.metrics = metrics or Metrics()
         self.log = logger or get_logger("runner")
         self.last_success_at: datetime | None = None
+        self._fresh: set[str] = set()  # tickets read in the current poll: no need to re-read them
 
     def poll(self, now: datetime) -> CycleReport:
         """Read every change since the cursor, then evaluate and act; connector errors land in the report."""
@@ -145,6 +147,7 @@ class Cycle:
         except ConnectorError as error:
             report.error = error
         finally:
+            self._fresh.clear()
             report.api_calls = self.connector.calls.total - before
             self._count(report)
         return report
@@ -169,6 +172,7 @@ class Cycle:
             old = latest.get(ticket.id)
             if old is None or (ticket.updated_at or now) >= (old.updated_at or now):
                 latest[ticket.id] = ticket
+        self._fresh.update(f"{self.platform}:{i}" for i in latest)
         gone = [f"{self.platform}:{i}" for i in page.deleted_ids]
         with self.store.transaction():
             self.store.upsert_tickets(latest.values(), due_at=now)
@@ -191,7 +195,9 @@ class Cycle:
             tickets = self.store.tickets(chunk)
             memory = self.store.memory(chunk, mode)
             batch = list(tickets.values()) if facts is None else attach_facts(tickets.values(), facts)
-            plan = self.guard.filter(self.planner(batch, now, config, memory))
+            plan = self.planner(batch, now, config, memory)
+            plan, tickets = self._confirm(plan, tickets, now, config, memory, facts)
+            plan = self.guard.filter(plan)
             crash_point("after_plan")
             self.executor.record(plan, now=now, mode=mode, evaluated=chunk, seen=tickets)
             report.evaluated += len(tickets)
@@ -205,6 +211,42 @@ class Cycle:
             report.execution = self.executor.perform(self.platform, now=now)
             if report.execution.error is not None:
                 raise report.execution.error
+
+    def _confirm(self, plan: Plan, tickets: dict[str, Ticket], now: datetime, config: Config,
+                 memory: Mapping[tuple[str, str], Firing], facts: Any) -> tuple[Plan, dict[str, Ticket]]:
+        """Re-read tickets whose alert time alone triggered, and plan them again on the fresh copy.
+
+        The mirror can be a minute behind (Zendesk hides the last minute from its
+        export): a reply sent seconds before a deadline must not cause a breach
+        alert. Tickets read in this very poll are fresh already; the others are
+        read in one batch. A re-read that fails raises, leaving them due.
+        """
+        stale = sorted({a.ticket_key for a in plan.actions if a.kind == "notify" and a.ticket_key not in self._fresh
+                        and (rule := config.rule(a.rule)) is not None and rule.time_based})
+        if not stale:
+            return plan, tickets
+        found = {t.key: t for t in self.connector.get_tickets([tickets[key].id for key in stale])}
+        crash_point("after_confirm_read")
+        with self.store.transaction():
+            self.store.upsert_tickets(found.values(), due_at=now)
+            gone = [key for key in stale if key not in found]
+            if gone:
+                self.store.remove_tickets(gone)
+        fresh = list(found.values()) if facts is None else attach_facts(found.values(), facts)
+        again = self.planner(fresh, now, config, memory)
+        redo = set(stale)
+        kept = tuple(m for m in plan.matches if m.ticket_key not in redo)
+        if len(again.matches) < sum(1 for m in plan.matches if m.ticket_key in redo):
+            event(self.log, "alert withdrawn after re-read", helpdesk=self.platform,
+                  tickets=",".join(sorted(redo)))
+        merged = Plan(
+            kept + again.matches,
+            {**{k: v for k, v in plan.memory.items() if k[1] not in redo}, **again.memory},
+            {**{k: v for k, v in plan.next_check_at.items() if k not in redo}, **again.next_check_at},
+            plan.held,
+        )
+        updated = {key: found.get(key, ticket) for key, ticket in tickets.items() if key not in gone}
+        return merged, updated
 
     def _resolve_threads(self, ticket_key: str, how: str, now: datetime) -> None:
         resolve = getattr(self.notifier, "resolve", None)
