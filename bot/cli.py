@@ -47,10 +47,38 @@ def cli() -> None:
 @cli.command()
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @config_option
-def check(path: Path | None, config_path: Path) -> None:
+@click.option("--against-mirror", is_flag=True,
+              help="Also count how much of the mirrored queue each rule matches now, and which new rules the "
+                   "blast-radius guard would hold (exit 1 if any).")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False), help="The state file for --against-mirror "
+              "(default: $DESKBOT_STATE_PATH or settings.state_path).")
+def check(path: Path | None, config_path: Path, against_mirror: bool, state_path: str | None) -> None:
     """Validate a rules file: every problem with file:line:col, or a one-line summary."""
     config = _load(path or config_path)
     click.echo(config.summary())
+    if against_mirror:
+        sys.exit(_check_against_mirror(config, state_path))
+
+
+def _check_against_mirror(config: Config, state_path: str | None) -> int:
+    """Print each rule's reach over the mirror; 1 when the blast-radius guard would hold a rule."""
+    from bot.cli_runtime import _open_store, _state_path
+    from bot.runtime.blast import KNOWN_META, assess
+
+    store = _open_store(_state_path(state_path, config))
+    try:
+        known = json.loads(store.get_meta(KNOWN_META) or "{}")
+        impacts = assess(config, store.mirror().values(), datetime.now(UTC), known=known,
+                         confirmed=store.confirmations())
+    finally:
+        store.close()
+    for impact in impacts:
+        click.echo(impact.describe())
+    held = [i for i in impacts if i.held]
+    if held:
+        click.echo(f"{len(held)} rule{'s' if len(held) != 1 else ''} would be held until confirmed "
+                   f"(limit: {config.spec.settings.blast_radius:.0%} of the queue)")
+    return 1 if held else 0
 
 
 @cli.command()

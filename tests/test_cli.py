@@ -107,3 +107,23 @@ def test_explain_by_id_without_credentials_says_which_variables_to_set(tmp_path,
     result = run("explain", "42", "--config", str(rules))
     assert result.exit_code == 1
     assert "set ZENDESK_SUBDOMAIN, ZENDESK_EMAIL and ZENDESK_API_TOKEN" in result.output
+
+
+def test_check_against_mirror_shows_each_rules_reach_and_what_would_be_held(tmp_path):
+    from bot.model import Priority
+    from bot.state.sqlite import SqliteStore
+    from tests.fakes import make_ticket
+
+    state = tmp_path / "state.sqlite3"
+    store = SqliteStore(str(state))
+    store.upsert_tickets([make_ticket(i, priority=Priority.URGENT if i <= 8 else Priority.LOW) for i in range(1, 11)])
+    store.close()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("version: 1\n", "version: 1\nsettings: {blast_radius: 0.5}\n"))
+    result = run("check", str(rules), "--against-mirror", "--state", str(state))
+    assert result.exit_code == 1
+    assert "Hot: matches 8 of 10 open tickets (80%); HELD until confirmed (confirm with: deskbot confirm 'Hot')" \
+        in result.output
+    assert result.output.splitlines()[-1] == "1 rule would be held until confirmed (limit: 50% of the queue)"
+    assert run("confirm", "Hot", "--config", str(rules), "--state", str(state)).exit_code == 0
+    assert run("check", str(rules), "--against-mirror", "--state", str(state)).exit_code == 0
