@@ -154,15 +154,19 @@ def _custom(name: str, context: Any = None) -> Field:
 
 register_prefix("custom.", _custom)
 
-_AGES: dict[str, tuple[Callable[[Ticket], datetime | None], str]] = {
-    "created": (lambda t: t.created_at, "the ticket was created"),
-    "updated": (lambda t: t.updated_at, "the ticket was last updated"),
+# Each start also as the same expression over `t`, so compiled conditions read ages without a call.
+_AGES: dict[str, tuple[Callable[[Ticket], datetime | None], str, str]] = {
+    "created": (lambda t: t.created_at, "the ticket was created", "t.created_at"),
+    "updated": (lambda t: t.updated_at, "the ticket was last updated", "t.updated_at"),
     "customer_reply": (lambda t: t.last_customer_update_at or t.created_at,
-                       "the customer last wrote (or created the ticket)"),
-    "agent_reply": (lambda t: t.last_agent_update_at, "an agent last replied"),
+                       "the customer last wrote (or created the ticket)",
+                       "(t.last_customer_update_at or t.created_at)"),
+    "agent_reply": (lambda t: t.last_agent_update_at, "an agent last replied", "t.last_agent_update_at"),
     "assigned": (lambda t: t.assigned_at if t.assignee_id is not None else None,
-                 "the ticket was assigned to its current agent"),
-    "status_change": (lambda t: t.status_changed_at or t.updated_at, "the status last changed"),
+                 "the ticket was assigned to its current agent",
+                 "(t.assigned_at if t.assignee_id is not None else None)"),
+    "status_change": (lambda t: t.status_changed_at or t.updated_at, "the status last changed",
+                      "(t.status_changed_at or t.updated_at)"),
 }
 
 
@@ -176,12 +180,16 @@ def _unanswered_since(ticket: Ticket) -> datetime | None:
 
 
 def _age_field(name: str, since: Callable[[Ticket], datetime | None], doc: str, example: str,
-               unit: timedelta | None = None) -> None:
+               unit: timedelta | None = None, since_code: str | None = None) -> None:
+    """An age; `since_code` is `since` as an expression over `t` (else the compiled read calls `since`)."""
     if unit is None:
         def getter(ticket: Ticket, now: datetime) -> timedelta | None:
             start = since(ticket)
             return None if start is None else now - start
         kind = Kind.DURATION
+
+        def code(bind: Callable[[Any], str]) -> str:
+            return f"(None if (_s := {since_code or bind(since) + '(t)'}) is None else now - _s)"
     else:
         seconds = unit.total_seconds()
 
@@ -189,13 +197,18 @@ def _age_field(name: str, since: Callable[[Ticket], datetime | None], doc: str, 
             start = since(ticket)
             return None if start is None else (now - start).total_seconds() / seconds
         kind = Kind.NUMBER
-    register(Field(name, kind, doc, example, getter, since=since, unit=unit))
+
+        def code(bind: Callable[[Any], str]) -> str:
+            start = since_code or bind(since) + "(t)"
+            return f"(None if (_s := {start}) is None else (now - _s).total_seconds() / {bind(seconds)})"
+    register(Field(name, kind, doc, example, getter, since=since, unit=unit, code=code))
 
 
-for _suffix, (_since, _what) in _AGES.items():
-    _age_field(f"since_{_suffix}", _since, f"Time since {_what}.", f"since_{_suffix}: {{over: 4h}}")
+for _suffix, (_since, _what, _code) in _AGES.items():
+    _age_field(f"since_{_suffix}", _since, f"Time since {_what}.", f"since_{_suffix}: {{over: 4h}}",
+               since_code=_code)
     _age_field(f"hours_since_{_suffix}", _since, f"Hours since {_what}, as a number.",
-               f"hours_since_{_suffix}: {{gt: 4}}", unit=timedelta(hours=1))
+               f"hours_since_{_suffix}: {{gt: 4}}", unit=timedelta(hours=1), since_code=_code)
 _age_field("unanswered_for", _unanswered_since,
            "How long the customer has been waiting for an agent's reply (empty when they are not).",
            "unanswered_for: {over: 2h}")
