@@ -51,12 +51,27 @@ class Impact:
 
 
 def fingerprints(config: Config) -> dict[str, str]:
-    """A stable hash of each rule's definition as written, by rule name."""
+    """A stable hash of each rule's definition as written, by rule name.
+
+    A ladder's steps (compiled rules of their own) share their rule's print, so
+    confirming the rule confirms every step.
+    """
+    by_index = {}
     out = {}
-    for spec in config.spec.rules:
+    for index, spec in enumerate(config.spec.rules):
         text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, default=str)
-        out[spec.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        out[spec.name] = by_index[index] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    for rule in config.rules:
+        out.setdefault(rule.name, by_index.get(rule.index, ""))
     return out
+
+
+def _written_name(config: Config, rule_name: str) -> str:
+    """The name the rule has in the file (a ladder step's rule), for confirmations."""
+    rule = config.rule(rule_name)
+    if rule is None or rule.index >= len(config.spec.rules):
+        return rule_name
+    return config.spec.rules[rule.index].name
 
 
 def assess(config: Config, tickets: Iterable[Ticket], now: datetime, *, known: Mapping[str, str],
@@ -70,8 +85,8 @@ def assess(config: Config, tickets: Iterable[Ticket], now: datetime, *, known: M
         fingerprint = prints.get(rule.name, "")
         new = known.get(rule.name) != fingerprint
         matches = sum(1 for t in queue if rule.condition.test(t, now)) if new else 0
-        held = (new and confirmed.get(rule.name) != fingerprint and matches >= minimum
-                and matches > limit * len(queue))
+        was_confirmed = fingerprint in (confirmed.get(rule.name), confirmed.get(_written_name(config, rule.name)))
+        held = new and not was_confirmed and matches >= minimum and matches > limit * len(queue)
         out.append(Impact(rule.name, fingerprint, matches, len(queue), new, held))
     return out
 

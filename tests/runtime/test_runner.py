@@ -73,7 +73,7 @@ def test_a_poll_acts_on_matching_tickets_once(tmp_path, clock):
     assert again.execution.done == [] and len(zd.applied) == 2, "our own writes come back in the feed; no repeat"
 
 
-def test_time_based_rules_fire_on_the_local_tick_with_no_api_call(tmp_path, clock):
+def test_time_based_rules_fire_on_the_local_tick_with_only_the_confirming_read(tmp_path, clock):
     zd = FakeConnector(tickets())
     runner = make_runner(tmp_path, OLD_ALERT, {"zendesk": zd}, clock)
     runner.poll("zendesk")
@@ -81,9 +81,11 @@ def test_time_based_rules_fire_on_the_local_tick_with_no_api_call(tmp_path, cloc
     calls = zd.calls.total
     clock.advance(minutes=49)
     assert [r.evaluated for r in runner.tick()] == [0], "nothing is due before the hour"
+    assert zd.calls.total == calls, "a tick where nothing fires makes no API call"
     clock.advance(minutes=2)
     [report] = runner.tick()
-    assert report.evaluated == 5 and report.api_calls == 0 and zd.calls.total == calls
+    assert report.evaluated == 5 and report.api_calls == 1, "one batched re-read confirms the 5 alerts"
+    assert zd.calls.by_kind.get("get_tickets") == 1
     assert sorted(e.alert.ticket_key for e in runner.store.pending()) == [f"zendesk:{i}" for i in range(1, 6)]
 
 
