@@ -36,6 +36,7 @@ from bot.reports.slack import TransportPoster
 from bot.reports.source import alert_recurring, run_due_reports
 from bot.rules.durations import parse_duration
 from bot.runtime.blast import Guard
+from bot.runtime.clock import SteadyClock
 from bot.runtime.cycle import Cycle, CycleReport, Outage
 from bot.runtime.metrics import Metrics
 from bot.runtime.reload import Rejected, RulesFile
@@ -96,7 +97,7 @@ class Runner:
         self.connectors = dict(connectors)
         self.notifier = notifier
         self.options = options or RunOptions()
-        self.clock = clock
+        self.clock = SteadyClock(clock, store)  # never runs backwards, even across restarts
         self.metrics = metrics or Metrics()
         self.log = logger or get_logger("runner")
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
