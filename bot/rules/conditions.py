@@ -133,22 +133,32 @@ class Leaf(Node):
         """The next instant after `now` at which time alone could flip this leaf."""
         if self.field.next_change is not None:
             return self.field.next_change(ticket, now, self.operator, self.test.const)
-        if self.field.since is None or not isinstance(self.test.const, int | float | timedelta):
+        if not self.counts_from_start:
             return None
-        start = self.field.since(ticket)
+        start = self.field.since(ticket)  # type: ignore[misc]
         if start is None:
             return None
+        return next((at for at in (start + offset for offset in self.offsets()) if at > now), None)
+
+    @property
+    def counts_from_start(self) -> bool:
+        """True for an age compared with a number or duration: it flips at fixed offsets from the age's start."""
+        return (self.field.next_change is None and self.field.since is not None
+                and isinstance(self.test.const, int | float | timedelta))
+
+    def offsets(self) -> tuple[timedelta, ...]:
+        """For an age leaf, the offsets from the age's start at which time alone can flip it.
+
+        The planner sorts these once per rules file instead of asking every leaf for every ticket.
+        """
         const = self.test.const
         if self.field.unit is not None:
             const = self.field.unit * const
-        boundary = start + const
         if self.operator in ("gt", "lte"):  # true (or false) only once strictly past the boundary
-            candidates: tuple[datetime, ...] = (boundary + _EPSILON,)
-        elif self.operator in ("gte", "lt"):
-            candidates = (boundary,)
-        else:  # eq / ne hold at the boundary instant itself and flip back right after
-            candidates = (boundary, boundary + _EPSILON)
-        return next((at for at in candidates if at > now), None)
+            return (const + _EPSILON,)
+        if self.operator in ("gte", "lt"):
+            return (const,)
+        return (const, const + _EPSILON)  # eq / ne hold at the boundary instant itself and flip back right after
 
 
 @dataclass

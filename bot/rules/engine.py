@@ -10,14 +10,15 @@ ticket the plan also says when time alone could next change a verdict
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.model import Firing, Plan, PlannedAction, RuleMatch, Ticket
 from bot.rules.actions import CompiledAction
-from bot.rules.conditions import Condition, Verdict
+from bot.rules.conditions import Condition, Group, Leaf, Node, Verdict
 from bot.rules.templates import format_value
 
 if TYPE_CHECKING:
@@ -53,15 +54,25 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
     updates: dict[tuple[str, str], Firing] = {}
     next_check: dict[str, datetime] = {}
     rules = config.active_rules
-    remembered = memory.get
+    index = _index_for(rules)
+    tickets = tickets if isinstance(tickets, list | tuple) else list(tickets)
+    remembered = _by_ticket(memory, rules, len(tickets))
     for ticket in tickets:
         key = ticket.key
         soonest: datetime | None = None
-        for rule in rules:
-            matched = rule.condition.test(ticket, now)
-            slot = (rule.name, key)
-            before = remembered(slot)
+        candidates, candidate_set = index.candidates(ticket)
+        entries = remembered(key)
+        if entries:  # rules ruled out still see their memory, to record a falling edge
+            visit: Iterable[int] = sorted({*candidates, *(index.position[name] for name in entries)})
+        else:
+            visit = candidates
+        stopped = False
+        for position in visit:
+            rule = rules[position]
+            matched = position in candidate_set and rule.condition.test(ticket, now)
+            before = entries.get(rule.name) if entries else None
             if matched:
+                slot = (rule.name, key)
                 fire = before is None or not before.matching
                 if not fire and rule.repeat is not None and before.fired_at is not None:
                     fire = now - before.fired_at >= rule.repeat
@@ -76,19 +87,180 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
                     due = fired_at + rule.repeat
                     if soonest is None or due < soonest:
                         soonest = due
+                if rule.stop and updates.get(slot, before) is not before:
+                    # This rule acted on the ticket now: later rules wait for the next pass, due at once.
+                    soonest = now + _NEXT_PASS
+                    stopped = True
+                    break
             elif before is not None and before.matching:
-                updates[slot] = Firing(False, before.occurrence, before.fired_at)
-            if rule.condition.time_leaves:
-                at = rule.condition.next_change(ticket, now)
-                if at is not None and (soonest is None or at < soonest):
-                    soonest = at
-            if rule.stop and matched and updates.get(slot, before) is not before:
-                # This rule acted on the ticket now: later rules wait for the next pass, due at once.
-                soonest = now + _NEXT_PASS
-                break
+                updates[(rule.name, key)] = Firing(False, before.occurrence, before.fired_at)
+        if not stopped:
+            at = index.next_change(ticket, now)
+            if at is not None and (soonest is None or at < soonest):
+                soonest = at
         if soonest is not None:
             next_check[key] = soonest
     return Plan(tuple(matches), updates, next_check)
+
+
+# ---- speed: what the plan loop precomputes per rules file -------------------------------------------
+#
+# The loop above gives the same plan as testing every rule on every ticket and asking every time-based
+# rule for its next change, for less: (1) a rule whose required leaves on plain attributes (status,
+# group, priority...: `eq`/`in`/`is_empty`... under `all` only) fail for a ticket's values cannot
+# match, so it is not tested; the verdicts per attribute value are memoised, so a ticket costs a few
+# dict lookups; (2) memory is read per ticket, not per (rule, ticket) pair; (3) age thresholds of all
+# rules are sorted once per age, so a ticket's next change is one bisect per age instead of one
+# computation per leaf; fields that announce their own changes (SLA clocks...) are asked once per
+# distinct comparison.
+
+_DISCRIMINATING = frozenset({"eq", "ne", "in", "not_in", "is_empty", "is_set"})
+_MAX_ATTRIBUTES = 6
+_MEMO_LIMIT = 4096
+
+
+class _Index:
+    """Per rules file: which rules a ticket's plain attributes rule out, and every time threshold."""
+
+    def __init__(self, rules: tuple[CompiledRule, ...]):
+        self.position = {rule.name: i for i, rule in enumerate(rules)}
+        constrained: dict[str, dict[int, list[Leaf]]] = {}
+        for i, rule in enumerate(rules):
+            for leaf in _required(rule.condition.root):
+                field = leaf.field
+                if field.attr and field.code is None and not field.time_based and leaf.operator in _DISCRIMINATING:
+                    constrained.setdefault(field.attr, {}).setdefault(i, []).append(leaf)
+        ranked = sorted(constrained, key=lambda attr: -len(constrained[attr]))
+        everyone = (1 << len(rules)) - 1
+        self.attributes = []
+        for attr in [a for a in ranked if len(constrained[a]) >= 2][:_MAX_ATTRIBUTES]:
+            free = everyone & ~sum(1 << i for i in constrained[attr])
+            self.attributes.append((attr, {}, free, constrained[attr]))
+        self.everyone = everyone
+        self.by_mask: dict[int, tuple[tuple[int, ...], frozenset[int]]] = {}
+        self.ages, self.announcing, self.unusual = _thresholds(rules)
+
+    def candidates(self, ticket: Ticket) -> tuple[tuple[int, ...], frozenset[int]]:
+        """Positions of the rules this ticket's attribute values leave possible, in file order."""
+        mask = self.everyone
+        for attr, memo, free, constraints in self.attributes:
+            value = getattr(ticket, attr)
+            try:
+                bits = memo.get(value)
+            except TypeError:  # an unhashable value: work it out every time
+                bits = None
+                memo = {}
+            if bits is None:
+                bits = free | sum(1 << i for i, leaves in constraints.items() if _all_hold(leaves, value))
+                if len(memo) < _MEMO_LIMIT:
+                    memo[value] = bits
+            mask &= bits
+        found = self.by_mask.get(mask)
+        if found is None:
+            positions = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+            found = (positions, frozenset(positions))
+            if len(self.by_mask) < _MEMO_LIMIT:
+                self.by_mask[mask] = found
+        return found
+
+    def next_change(self, ticket: Ticket, now: datetime) -> datetime | None:
+        """The earliest instant after `now` at which time alone could flip any rule's leaf."""
+        best: datetime | None = None
+        for since, offsets in self.ages:
+            start = since(ticket)
+            if start is None:
+                continue
+            i = bisect_right(offsets, now - start)  # the first boundary start + offset > now
+            if i < len(offsets):
+                at = start + offsets[i]
+                if best is None or at < best:
+                    best = at
+        for leaf in self.announcing:
+            at = leaf.next_change(ticket, now)
+            if at is not None and (best is None or at < best):
+                best = at
+        for leaf in self.unusual:
+            at = leaf.next_change(ticket, now)
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
+
+
+def _required(node: Node) -> list[Leaf]:
+    """Leaves that must all hold for the node to hold (reached through `all` only)."""
+    if isinstance(node, Leaf):
+        return [node]
+    if isinstance(node, Group) and node.kind == "all":
+        return [leaf for child in node.children for leaf in _required(child)]
+    return []
+
+
+def _all_hold(leaves: list[Leaf], value: object) -> bool:
+    try:
+        return all(leaf.test.check(value) for leaf in leaves)
+    except Exception:  # the compiled test decides (and fails) as it always did
+        return True
+
+
+def _thresholds(rules: tuple[CompiledRule, ...]) -> tuple[list, list[Leaf], list[Leaf]]:
+    """Every time leaf as (age start, sorted boundary offsets), announcing leaves, or leaves left as they are."""
+    offsets: dict[Callable[[Ticket], datetime | None], set[timedelta]] = {}
+    announcing: dict[object, Leaf] = {}
+    unusual: list[Leaf] = []
+    for rule in rules:
+        for leaf in rule.condition.time_leaves:
+            field, const = leaf.field, leaf.test.const
+            if field.next_change is not None:
+                try:
+                    key: object = (field.name, leaf.operator, const)
+                    hash(key)
+                except TypeError:
+                    key = id(leaf)
+                announcing.setdefault(key, leaf)
+                continue
+            if not leaf.counts_from_start:
+                continue  # Leaf.next_change: no boundary
+            try:
+                found = leaf.offsets()
+                if not all(isinstance(offset, timedelta) for offset in found):
+                    raise TypeError
+            except TypeError:
+                unusual.append(leaf)  # Leaf.next_change decides (and fails), exactly as before
+                continue
+            offsets.setdefault(field.since, set()).update(found)  # type: ignore[arg-type]
+    ages = [(since, tuple(sorted(found))) for since, found in offsets.items()]
+    return ages, list(announcing.values()), unusual
+
+
+_INDEXES: dict[int, tuple[tuple[CompiledRule, ...], _Index]] = {}
+
+
+def _index_for(rules: tuple[CompiledRule, ...]) -> _Index:
+    """The index of a rules file, built on first use (a hot reload brings a new tuple of rules)."""
+    cached = _INDEXES.get(id(rules))
+    if cached is not None and cached[0] is rules:
+        return cached[1]
+    index = _Index(rules)
+    if len(_INDEXES) >= 8:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[id(rules)] = (rules, index)
+    return index
+
+
+def _by_ticket(memory: Memory, rules: tuple[CompiledRule, ...],
+               tickets: int) -> Callable[[str], Mapping[str, Firing] | None]:
+    """Memory per ticket key: grouped once when that is cheaper than one lookup per (rule, ticket)."""
+    if not memory:
+        return lambda key: None
+    if len(memory) <= tickets * len(rules):
+        names = {rule.name for rule in rules}
+        grouped: dict[str, dict[str, Firing]] = {}
+        for (name, key), firing in memory.items():
+            if name in names:
+                grouped.setdefault(key, {})[name] = firing
+        return grouped.get
+    get = memory.get
+    return lambda key: {rule.name: f for rule in rules if (f := get((rule.name, key))) is not None}
 
 
 def _match(rule: CompiledRule, ticket: Ticket, now: datetime, occurrence: int) -> RuleMatch:
