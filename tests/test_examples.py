@@ -69,8 +69,8 @@ def test_the_readme_documents_every_field_operator_and_action():
 
 def _readme_rule_blocks():
     text = (ROOT / "README.md").read_text()
-    blocks = text.split("```yaml\n")[1:]
-    return [block.split("```", 1)[0] for block in blocks]
+    blocks = [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
+    return [block for block in blocks if "\ncases:" not in f"\n{block}"]  # rule-test files are not rules files
 
 
 @pytest.mark.parametrize("block", _readme_rule_blocks(), ids=lambda b: b.strip().splitlines()[0][:40])
@@ -80,8 +80,7 @@ def test_every_rules_file_example_in_the_readme_is_valid(block):
     data = yaml.safe_load(block)
     if isinstance(data, list):  # rule entries shown on their own
         data = {"rules": data}
-    if not isinstance(data, dict) or "cases" in data or "now" in data:
-        pytest.skip("not a rules-file fragment")
+    assert isinstance(data, dict), "a README rules example is a mapping or a list of rules"
     if "when" in data:  # a lone condition
         data = {"rules": [{"name": "example", "when": data["when"], "then": [{"add_tags": "x"}]}]}
     merged = {**base, **{k: v for k, v in data.items() if k != "teams"}}
