@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -105,8 +105,67 @@ def explain_command(ticket: str, config_path: Path, now_text: str | None, platfo
     loaded = _ticket_from_argument(ticket, now, config, platform)
     console = Console(highlight=False)
     console.print(f"[bold]{escape(loaded.key)}[/] {escape(loaded.subject)!s}  at {now.isoformat()}")
+    _print_clocks(console, loaded, now, config)
+    held = _guard_holds(loaded, now, config)
     for item in explain(loaded, now, config):
         console.print(_explanation_tree(item))
+        for line in held.get(item.rule.name, ()):
+            console.print(f"    [yellow]held back:[/] {escape(line)}")
+
+
+def _team_timezone(config: Config, ticket) -> str:
+    """The time zone of the team whose group the ticket is in (UTC when none)."""
+    group = (ticket.group or "").casefold()
+    return next((t.timezone for t in config.spec.teams.values() if t.group.casefold() == group), "UTC")
+
+
+def _print_clocks(console: Console, ticket, now: datetime, config: Config) -> None:
+    """Each SLA clock of the ticket, its deadline in the team's time zone, and where it stands."""
+    if not config.spec.sla_policies:
+        return
+    from zoneinfo import ZoneInfo
+
+    from bot.rules.durations import format_duration
+    from bot.rules.sla_fields import bind
+
+    clocks = bind(config.spec).clocks(ticket, now)
+    zone_name = _team_timezone(config, ticket)
+    if not clocks:
+        console.print("[dim]no SLA policy applies to this ticket[/]")
+        return
+    zone = ZoneInfo(zone_name)
+    for clock in clocks.values():
+        due = clock.deadline.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") if clock.deadline else "none while paused"
+        late = format_duration(clock.breached_for)
+        if clock.stopped:
+            state = f"[red]stopped {late} after its deadline[/]" if clock.breached else "[green]met[/]"
+        elif clock.breached:
+            state = f"[red]breached for {late}[/]"
+        else:
+            left = f"{format_duration(clock.remaining)} left ({clock.elapsed_percent:.0f}% used)"
+            state = f"paused, {left}" if clock.paused else left
+        console.print(f"SLA {clock.target} ({escape(clock.policy)}): due {due} {zone_name}: {state}")
+
+
+def _guard_holds(ticket, now: datetime, config: Config) -> dict[str, list[str]]:
+    """Recent actions on this ticket that a guard held back (ping-pong, blast radius), from the audit log."""
+    from bot.cli_runtime import _state_path
+
+    path = Path(_state_path(None, config))
+    if not path.exists():
+        return {}
+    from bot.state.sqlite import SqliteStore
+
+    store = SqliteStore(str(path))
+    try:
+        entries = store.audit_log(ticket_key=ticket.key, since=now - timedelta(days=7))
+    finally:
+        store.close()
+    held: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.result == "skipped" and ("ping-pong" in entry.detail or "held" in entry.detail):
+            held.setdefault(entry.rule, []).append(f"{entry.at:%Y-%m-%d %H:%M} {entry.detail}")
+    return held
 
 
 def _ticket_from_argument(argument: str, now: datetime, config: Config, platform: str | None):

@@ -127,3 +127,37 @@ def test_check_against_mirror_shows_each_rules_reach_and_what_would_be_held(tmp_
     assert result.output.splitlines()[-1] == "1 rule would be held until confirmed (limit: 50% of the queue)"
     assert run("confirm", "Hot", "--config", str(rules), "--state", str(state)).exit_code == 0
     assert run("check", str(rules), "--against-mirror", "--state", str(state)).exit_code == 0
+
+
+def test_explain_shows_each_sla_clock_with_its_deadline_in_the_teams_time_zone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no state store here
+    ticket = tmp_path / "t.json"
+    ticket.write_text(json.dumps({"id": 9, "subject": "Parcel", "status": "open", "priority": "high",
+                                  "group": "Billing", "created_at": "2026-06-01T09:00:00Z"}))
+    from pathlib import Path
+
+    rules = Path(__file__).parent.parent / "config" / "rules.yaml"
+    result = run("explain", str(ticket), "--config", str(rules), "--now", "2026-06-01T10:40:00Z")
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.replace("\n Europe", " Europe").splitlines()]
+    assert ("SLA first_reply (Urgent and high, around the clock): due Mon 2026-06-01 12:00 Europe/London: "
+            "20m left (83% used)") in " ".join(lines)
+
+
+def test_explain_says_when_a_guard_held_an_action_back(tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    from bot.state import AuditEntry
+    from bot.state.sqlite import SqliteStore
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules.yaml").write_text(RULES)
+    store = SqliteStore(str(tmp_path / "deskbot-state" / "deskbot.sqlite3"))
+    store.audit([AuditEntry(datetime(2026, 3, 2, 9, 0, tzinfo=UTC), "live", "Hot", "test:3", "assign", "k", "skipped",
+                            "would assign Bob, but held by the ping-pong guard: 3 times in 24h (max 3)")])
+    store.close()
+    (tmp_path / "t.json").write_text(json.dumps({"id": 3, "priority": "urgent"}))
+    result = run("explain", "t.json", "--config", "rules.yaml", "--now", "2026-03-02T10:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert "held back: 2026-03-02 09:00 would assign Bob, but held by the ping-pong guard" in \
+        " ".join(result.output.split())
