@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from bot.connectors.base import ChangePage
 from bot.connectors.freshdesk import FreshdeskConnector
 from bot.model import Ticket
@@ -113,3 +115,26 @@ def drain(pages: Iterator[ChangePage]) -> tuple[list[Ticket], list[ChangePage]]:
 def stamp(moment: datetime) -> str:
     """Freshdesk's timestamp form."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Fixtures shared by the Freshdesk test modules (registered in tests/conftest.py).
+@pytest.fixture(scope="module")
+def host():
+    """One loopback server per test module; each test mounts a fresh sandbox on it."""
+    host = SandboxHost()
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+def time() -> FakeTime:
+    """Virtual time shared by the sandbox and the connector."""
+    return FakeTime()
+
+
+@pytest.fixture
+def app(host, time):
+    """A fresh Freshdesk sandbox with agents and groups, mounted on the module's server."""
+    app = host.use(time)
+    staff(app)
+    return app

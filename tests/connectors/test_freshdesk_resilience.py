@@ -15,8 +15,6 @@ from bot.model import Priority
 from tests.connectors.freshdesk_fixtures import (
     API_KEY,
     NOW,
-    FakeTime,
-    SandboxHost,
     drain,
     make_connector,
     staff,
@@ -24,24 +22,6 @@ from tests.connectors.freshdesk_fixtures import (
 
 DIRECTORY_CALLS = {"ticket_fields": 1, "agents_list": 1, "groups_list": 1, "group_agents": 2}
 
-
-@pytest.fixture(scope="module")
-def host():
-    host = SandboxHost()
-    yield host
-    host.stop()
-
-
-@pytest.fixture
-def time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def app(host, time):
-    app = host.use(time)
-    staff(app)
-    return app
 
 
 def spread(app, count):

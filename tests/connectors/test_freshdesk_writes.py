@@ -11,26 +11,7 @@ from bot.connectors.base import TicketChange
 from bot.errors import AuthError
 from bot.model import Priority, Status
 from bot.sandbox.server import json_response
-from tests.connectors.freshdesk_fixtures import NOW, FakeTime, SandboxHost, drain, make_connector, staff
-
-
-@pytest.fixture(scope="module")
-def host():
-    host = SandboxHost()
-    yield host
-    host.stop()
-
-
-@pytest.fixture
-def time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def app(host, time):
-    app = host.use(time)
-    staff(app)
-    return app
+from tests.connectors.freshdesk_fixtures import NOW, drain, make_connector
 
 
 @pytest.fixture

@@ -10,28 +10,10 @@ import requests
 
 from bot.model import Priority, Status
 from bot.sandbox import seed
-from tests.connectors.freshdesk_fixtures import API_KEY, NOW, FakeTime, SandboxHost, drain, make_connector, staff
+from tests.connectors.freshdesk_fixtures import API_KEY, NOW, drain, make_connector
 
 RATE_HEADERS = ("X-Ratelimit-Total", "X-Ratelimit-Remaining", "X-Ratelimit-Used-CurrentRequest")
 
-
-@pytest.fixture(scope="module")
-def host():
-    host = SandboxHost()
-    yield host
-    host.stop()
-
-
-@pytest.fixture
-def time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def app(host, time):
-    app = host.use(time)
-    staff(app)
-    return app
 
 
 @pytest.fixture

@@ -1,0 +1,3 @@
+"""Fixture modules shared across test folders."""
+
+pytest_plugins = ["tests.connectors.freshdesk_fixtures"]
