@@ -18,7 +18,7 @@ views: `test(ticket, now)`, one generated Python function for speed, and
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -260,6 +260,33 @@ def compile_condition(raw: Any, path: Path, problems: list[Problem], context: An
     exec(compile(source, f"<rules:{format_path(path)}>", "exec"), namespace)  # registry-made code only
     leaves = tuple(leaf for leaf in root.leaves() if leaf.field.time_based)
     return Condition(root, namespace[name], source, leaves)
+
+
+def compile_batch(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], list[int]]:
+    """Several compiled conditions as one generated function: the numbers of those that hold, in order.
+
+    The planner tests every rule on a ticket; one function per rules file saves a Python call per
+    rule, and a rule that fails costs only its cheapest failing leaf. `roots` pairs each condition
+    with the number to report (an int from the caller, never from the rules file).
+    """
+    namespace: dict[str, Any] = dict(RUNTIME)
+    names: dict[int, str] = {}
+
+    def bind(obj: Any) -> str:
+        key = id(obj)
+        if key not in names:
+            names[key] = f"_c{len(names)}"
+            namespace[names[key]] = obj
+        return names[key]
+
+    name = f"_batch_{next(_counter)}"
+    lines = [f"def {name}(t, now):", "    _m = []"]
+    for number, root in roots:
+        lines.append(f"    if {root.code(bind)}:")
+        lines.append(f"        _m.append({int(number)})")
+    lines.append("    return _m")
+    exec(compile("\n".join(lines) + "\n", "<rules:batch>", "exec"), namespace)  # registry-made code only
+    return namespace[name]
 
 
 def _node(raw: Any, path: Path, problems: list[Problem], context: Any) -> Node | None:

@@ -11,14 +11,14 @@ ticket the plan also says when time alone could next change a verdict
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.model import Firing, Plan, PlannedAction, RuleMatch, Ticket
 from bot.rules.actions import CompiledAction
-from bot.rules.conditions import Condition, Group, Leaf, Node, Verdict
+from bot.rules.conditions import Condition, Leaf, Verdict, compile_batch
 from bot.rules.templates import format_value
 
 if TYPE_CHECKING:
@@ -55,23 +55,24 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
     next_check: dict[str, datetime] = {}
     rules = config.active_rules
     index = _index_for(rules)
+    holding = index.holding
     tickets = tickets if isinstance(tickets, list | tuple) else list(tickets)
     remembered = _by_ticket(memory, rules, len(tickets))
     for ticket in tickets:
         key = ticket.key
         soonest: datetime | None = None
-        candidates, candidate_set = index.candidates(ticket)
+        held = holding(ticket, now)  # positions of the rules whose condition holds, in file order
         entries = remembered(key)
-        if entries:  # rules ruled out still see their memory, to record a falling edge
-            visit: Iterable[int] = sorted({*candidates, *(index.position[name] for name in entries)})
+        if entries:  # rules that do not hold still see their memory, to record a falling edge
+            visit: Iterable[int] = sorted({*held, *(index.position[name] for name in entries)})
+            holds: Container[int] = set(held)
         else:
-            visit = candidates
+            visit = holds = held
         stopped = False
         for position in visit:
             rule = rules[position]
-            matched = position in candidate_set and rule.condition.test(ticket, now)
             before = entries.get(rule.name) if entries else None
-            if matched:
+            if position in holds:
                 slot = (rule.name, key)
                 fire = before is None or not before.matching
                 if not fire and rule.repeat is not None and before.fired_at is not None:
@@ -105,63 +106,23 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
 
 # ---- speed: what the plan loop precomputes per rules file -------------------------------------------
 #
-# The loop above gives the same plan as testing every rule on every ticket and asking every time-based
-# rule for its next change, for less: (1) a rule whose required leaves on plain attributes (status,
-# group, priority...: `eq`/`in`/`is_empty`... under `all` only) fail for a ticket's values cannot
-# match, so it is not tested; the verdicts per attribute value are memoised, so a ticket costs a few
-# dict lookups; (2) memory is read per ticket, not per (rule, ticket) pair; (3) age thresholds of all
-# rules are sorted once per age, so a ticket's next change is one bisect per age instead of one
-# computation per leaf; fields that announce their own changes (SLA clocks...) are asked once per
-# distinct comparison.
-
-_DISCRIMINATING = frozenset({"eq", "ne", "in", "not_in", "is_empty", "is_set"})
-_MAX_ATTRIBUTES = 6
-_MEMO_LIMIT = 4096
+# The loop above gives the same plan as testing every rule on every ticket, one after the other, and
+# asking every time-based rule for its next change, for less: (1) all conditions of the file are one
+# generated function (`compile_batch`) returning the rules that hold, so a rule that does not hold
+# costs its cheapest failing leaf and no Python call (rules after a `stop` that acted are evaluated
+# too, and ignored: conditions are pure); (2) memory is read per ticket, not per (rule, ticket) pair;
+# (3) age thresholds of all rules are sorted once per age, so a ticket's next change is one bisect per
+# age instead of one computation per leaf; fields that announce their own changes (SLA clocks...)
+# are asked once per distinct comparison.
 
 
 class _Index:
-    """Per rules file: which rules a ticket's plain attributes rule out, and every time threshold."""
+    """Per rules file: every condition in one function, and every time threshold sorted."""
 
     def __init__(self, rules: tuple[CompiledRule, ...]):
         self.position = {rule.name: i for i, rule in enumerate(rules)}
-        constrained: dict[str, dict[int, list[Leaf]]] = {}
-        for i, rule in enumerate(rules):
-            for leaf in _required(rule.condition.root):
-                field = leaf.field
-                if field.attr and field.code is None and not field.time_based and leaf.operator in _DISCRIMINATING:
-                    constrained.setdefault(field.attr, {}).setdefault(i, []).append(leaf)
-        ranked = sorted(constrained, key=lambda attr: -len(constrained[attr]))
-        everyone = (1 << len(rules)) - 1
-        self.attributes = []
-        for attr in [a for a in ranked if len(constrained[a]) >= 2][:_MAX_ATTRIBUTES]:
-            free = everyone & ~sum(1 << i for i in constrained[attr])
-            self.attributes.append((attr, {}, free, constrained[attr]))
-        self.everyone = everyone
-        self.by_mask: dict[int, tuple[tuple[int, ...], frozenset[int]]] = {}
+        self.holding = compile_batch([(i, rule.condition.root) for i, rule in enumerate(rules)])
         self.ages, self.announcing, self.unusual = _thresholds(rules)
-
-    def candidates(self, ticket: Ticket) -> tuple[tuple[int, ...], frozenset[int]]:
-        """Positions of the rules this ticket's attribute values leave possible, in file order."""
-        mask = self.everyone
-        for attr, memo, free, constraints in self.attributes:
-            value = getattr(ticket, attr)
-            try:
-                bits = memo.get(value)
-            except TypeError:  # an unhashable value: work it out every time
-                bits = None
-                memo = {}
-            if bits is None:
-                bits = free | sum(1 << i for i, leaves in constraints.items() if _all_hold(leaves, value))
-                if len(memo) < _MEMO_LIMIT:
-                    memo[value] = bits
-            mask &= bits
-        found = self.by_mask.get(mask)
-        if found is None:
-            positions = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
-            found = (positions, frozenset(positions))
-            if len(self.by_mask) < _MEMO_LIMIT:
-                self.by_mask[mask] = found
-        return found
 
     def next_change(self, ticket: Ticket, now: datetime) -> datetime | None:
         """The earliest instant after `now` at which time alone could flip any rule's leaf."""
@@ -184,22 +145,6 @@ class _Index:
             if at is not None and (best is None or at < best):
                 best = at
         return best
-
-
-def _required(node: Node) -> list[Leaf]:
-    """Leaves that must all hold for the node to hold (reached through `all` only)."""
-    if isinstance(node, Leaf):
-        return [node]
-    if isinstance(node, Group) and node.kind == "all":
-        return [leaf for child in node.children for leaf in _required(child)]
-    return []
-
-
-def _all_hold(leaves: list[Leaf], value: object) -> bool:
-    try:
-        return all(leaf.test.check(value) for leaf in leaves)
-    except Exception:  # the compiled test decides (and fails) as it always did
-        return True
 
 
 def _thresholds(rules: tuple[CompiledRule, ...]) -> tuple[list, list[Leaf], list[Leaf]]:
