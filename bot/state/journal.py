@@ -214,7 +214,7 @@ class JournalMixin:
         }
 
     def prune(self, *, before: datetime) -> int:
-        """Forget finished intents, delivered alerts and memory of tickets gone before `before`."""
+        """Forget finished intents, delivered alerts, and memory and last versions of tickets gone before `before`."""
         cut = (to_text(before),)
         with self.transaction():
             n = self._conn.execute("DELETE FROM intents WHERE state NOT IN ('planned', 'claimed') "
@@ -224,6 +224,7 @@ class JournalMixin:
             n += self._conn.execute("DELETE FROM threads WHERE resolved_at < ?", cut).rowcount
             n += self._conn.execute("DELETE FROM memory WHERE updated_at < ? AND ticket_key NOT IN "
                                     "(SELECT key FROM tickets)", cut).rowcount
+            n += self._conn.execute("DELETE FROM gone WHERE removed_at < ?", cut).rowcount
         return n
 
 

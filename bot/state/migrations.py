@@ -61,6 +61,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_at ON audit (at);
     CREATE TABLE confirmations (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, confirmed_at TEXT NOT NULL);
     """,
+    # 2: the last version of tickets that left the mirror, so a late, older copy cannot bring them back.
+    """
+    CREATE TABLE gone (key TEXT PRIMARY KEY, updated_at TEXT NOT NULL, removed_at TEXT NOT NULL);
+    CREATE INDEX gone_removed ON gone (removed_at);
+    """,
 )
 
 LATEST = len(MIGRATIONS)

@@ -152,10 +152,24 @@ class SqliteStore(JournalMixin):
 
     # -- mirror ----------------------------------------------------------------
     def upsert_tickets(self, tickets: Iterable[Ticket], *, due_at: datetime | None = None) -> None:
-        """Replace these tickets in the mirror; `due_at` also marks them for evaluation then."""
+        """Replace these tickets in the mirror; `due_at` also marks them for evaluation then.
+
+        A copy older than the version a ticket left the mirror with (solved, deleted) is ignored: a
+        late, out-of-order feed item must not bring a finished ticket back.
+        """
         due = to_text(due_at)
+        tickets = list(tickets)
         with self.transaction():
+            gone: dict[str, str] = {}
+            for chunk in iter_chunks([t.key for t in tickets], _CHUNK):
+                gone.update(self._conn.execute(f"SELECT key, updated_at FROM gone WHERE key IN ({_marks(chunk)})",
+                                               chunk).fetchall())
             for t in tickets:
+                version = to_text(t.updated_at)
+                if t.key in gone:
+                    if version is not None and version < gone[t.key]:
+                        continue
+                    self._conn.execute("DELETE FROM gone WHERE key = ?", (t.key,))  # back for real: reopened
                 self._conn.execute(
                     "INSERT INTO tickets (key, platform, id, status, updated_at, data, next_check_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -174,10 +188,14 @@ class SqliteStore(JournalMixin):
         return self._run(sql, args).rowcount
 
     def remove_tickets(self, keys: Iterable[str]) -> None:
-        """Drop tickets from the mirror."""
+        """Drop tickets from the mirror, remembering the version each left with (see `upsert_tickets`)."""
         keys = list(keys)
+        at = to_text(self.clock())
         with self.transaction():
             for chunk in iter_chunks(keys, _CHUNK):
+                self._conn.execute("INSERT OR REPLACE INTO gone (key, updated_at, removed_at) SELECT key, updated_at, "
+                                   f"? FROM tickets WHERE key IN ({_marks(chunk)}) AND updated_at IS NOT NULL",
+                                   (at, *chunk))
                 self._conn.execute(f"DELETE FROM tickets WHERE key IN ({_marks(chunk)})", chunk)
 
     def mirror(self, platform: str | None = None) -> dict[str, Ticket]:

@@ -9,6 +9,8 @@ the audits Zendesk keeps per ticket, and the messages Slack received.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections import Counter
 from contextlib import ExitStack
 from datetime import timedelta
@@ -38,8 +40,13 @@ RAISE_NORMAL = """
 @pytest.fixture
 def make_world(tmp_path):
     """Open a world with a chosen queue and sandbox options (rate limit, ...); closed after the test."""
+    made = itertools.count(1)
     with ExitStack() as stack:
-        yield lambda queue=None, **options: stack.enter_context(open_world(tmp_path, queue, **options))
+        def make(queue=None, **options):
+            home = tmp_path / f"world{next(made)}"
+            home.mkdir()
+            return stack.enter_context(open_world(home, queue, **options))
+        yield make
 
 
 @pytest.fixture
@@ -123,3 +130,93 @@ def test_a_429_and_5xx_storm_keeps_to_the_budget_and_applies_every_decision_exac
     assert touched == set(urgent) | set(normal), "no other ticket was written"
     states = Counter(i.state for i in runner.store.intents())
     assert states == {IntentState.DONE: 2 * len(urgent) + len(normal)}, states
+
+
+# -- 5. duplicate, overlapping and out-of-order feed items ----------------------------------------------
+
+ROUTE_AND_ESCALATE = """
+  - name: route billing
+    when: {all: [{subject: {matches: "(?i)refund|invoice"}}, {group: {is_empty: true}}]}
+    then: [{set_group: Billing}, {add_tags: [bot_routed]}]
+  - name: escalate urgent
+    when:
+      all: [{priority: urgent}, {tags: {lacks: bot_escalated}}, {status: {not_in: [solved, closed]}}]
+    then:
+      - add_tags: [bot_escalated]
+      - add_note: "Escalated by deskbot"
+      - notify: {channel: "#escalations", message: "Urgent #{{ id }}: {{ subject }}"}
+"""
+
+
+class MessyFeed:
+    """Rewrites export pages: every ticket twice, an older copy right after the newer one, and stale
+    copies of everything that changed before (its first version, with no newer copy beside it)."""
+
+    def __init__(self):
+        self.versions: dict[int, list[dict]] = {}
+
+    def __call__(self, body):
+        out = []
+        for ticket in body["tickets"]:
+            history = self.versions.setdefault(ticket["id"], [])
+            if not history or history[-1] != ticket:
+                history.append(ticket)
+            out += [ticket, ticket] + ([history[-2]] if len(history) > 1 else [])
+        page = {t["id"] for t in body["tickets"]}
+        out += [h[0] for i, h in sorted(self.versions.items()) if len(h) > 1 and i not in page]
+        return {**body, "tickets": out}
+
+
+def run_feed_script(world):
+    """The same story on either feed: routing, escalation, then humans solve, delete, escalate, reply."""
+    world.write_rules(ROUTE_AND_ESCALATE)
+    zd = world.zendesk
+    refund = zd.add_ticket("Refund not received for A-1234", priority="normal")
+    urgent = zd.add_ticket("Checkout is down", priority="urgent")
+    later = zd.add_ticket("Cannot export my data", priority="normal")
+    solved = zd.add_ticket("Site unreachable", priority="urgent")
+    deleted = zd.add_ticket("Invoice copy please", priority="low")
+    world.sim.advance(minutes=2)
+    runner = world.runner()
+    world.cycle(runner, times=2)
+    zd.human_update(later, priority="urgent")
+    zd.human_update(solved, status="solved")
+    zd.delete_ticket(deleted)
+    zd.customer_reply(refund, "Still waiting for my refund")
+    world.cycle(runner, times=3)
+    zd.customer_reply(urgent, "Any news?")
+    fresh = zd.add_ticket("Payments failing for everyone", priority="urgent")
+    world.cycle(runner, times=3)
+    return runner, [refund, urgent, later, solved, deleted, fresh]
+
+
+def outcome(world, runner, ids):
+    """Everything a clean and a messy feed must agree on."""
+    zd = world.zendesk
+    tickets = {i: {k: zd.ticket(i)[k] for k in ("status", "priority", "group_id", "assignee_id", "tags")}
+               for i in ids}
+    return {
+        "tickets": tickets,
+        "notes": {i: zd.bot_notes(i) for i in ids},
+        "changes": {i: len(zd.bot_changes(i)) for i in ids},
+        "intents": sorted((i.rule, i.ticket_key, i.kind, i.state.value) for i in runner.store.intents()),
+        "slack": sorted((m.channel, m.text) for m in world.slack.messages),
+        "mirror": sorted(runner.store.mirror()),
+    }
+
+
+def test_duplicate_overlapping_and_out_of_order_feed_items_lead_to_the_same_actions_as_a_clean_feed(make_world):
+    clean = make_world()
+    clean_runner, ids = run_feed_script(clean)
+    messy = make_world()
+    feed = messy.zendesk.tamper = MessyFeed()
+    messy_runner, messy_ids = run_feed_script(messy)
+    assert messy_ids == ids
+    assert any(len(h) > 2 for h in feed.versions.values()), "stale copies were served"
+    expected = outcome(clean, clean_runner, ids)
+    assert outcome(messy, messy_runner, ids) == expected
+    refund, urgent, later, solved, deleted, fresh = ids
+    assert expected["changes"] == {refund: 1, urgent: 2, later: 2, solved: 2, deleted: 1, fresh: 2}
+    alerted = Counter(int(n) for _, text in expected["slack"] for n in re.findall(r"\(zendesk:(\d+)\)", text))
+    assert alerted == {urgent: 1, later: 1, solved: 1, fresh: 1}, "one alert per escalation, the solved one resolved"
+    assert expected["mirror"] == [f"zendesk:{i}" for i in (refund, urgent, later, fresh)], "solved, deleted: gone"
