@@ -45,7 +45,7 @@ from bench.harness import import_harness
 from bot.config import Config
 from bot.errors import ConfigError
 from bot.rules import fields as field_registry
-from bot.rules.conditions import Problem
+from bot.rules.conditions import Problem, compile_batch
 from bot.rules.fields import Field, Kind
 from bot.rules.schema import ConfigSpec
 from bot.rules.yamlsource import format_path
@@ -110,8 +110,7 @@ def _build_record_field(name: str) -> Field:
             read = f"(_r.get({bind(key)}) if isinstance(_r := {read}, dict) else None)"
         return f"({read} or ())" if kind is Kind.TAGS else read
 
-    extra = {"code": code} if "code" in Field.__dataclass_fields__ else {}
-    return Field(name, kind, "A field of the benchmark's record-shaped tickets.", f"{name}: x", getter, **extra)
+    return Field(name, kind, "A field of the benchmark's record-shaped tickets.", f"{name}: x", getter, code=code)
 
 
 if PREFIX not in field_registry.PREFIXES:
@@ -209,7 +208,26 @@ def compile_config(document: dict[str, Any]) -> Config:
 
 
 def evaluate(tickets: list[dict[str, Any]], rules_yaml_text: str) -> set[tuple[int, str]]:
-    """Every (ticket id, rule name) whose condition holds, by deskbot's compiled conditions."""
+    """Every (ticket id, rule name) whose condition holds, the way deskbot's planner tests them.
+
+    The planner compiles all conditions of a rules file into one generated function that returns
+    the rules holding for a ticket (`compile_batch`, made of the same per-rule code).
+    """
+    config = compile_config(translate(yaml.load(rules_yaml_text, Loader=_Loader)))
+    names = [rule.name for rule in config.active_rules]
+    holding = compile_batch([(i, rule.condition.root) for i, rule in enumerate(config.active_rules)])
+    now = NOW
+    out: set[tuple[int, str]] = set()
+    add = out.add
+    for ticket in tickets:
+        tid = ticket["id"]
+        for position in holding(ticket, now):
+            add((tid, names[position]))
+    return out
+
+
+def evaluate_per_rule(tickets: list[dict[str, Any]], rules_yaml_text: str) -> set[tuple[int, str]]:
+    """The same with one call per rule (`Condition.test`, what `explain` and tests use): the harness's loop."""
     config = compile_config(translate(yaml.load(rules_yaml_text, Loader=_Loader)))
     rules = [(rule.name, rule.condition.test) for rule in config.active_rules]
     now = NOW

@@ -29,7 +29,8 @@ if __package__ in (None, ""):  # `python bench/run.py`
 
 from bench.harness import ROOT, HarnessMissing, shared_dir
 
-CANDIDATE = "bench.deskbot_candidate:evaluate"
+CANDIDATE = "bench.deskbot_candidate:evaluate"  # the planner's path: all conditions in one generated function
+PER_RULE = "bench.deskbot_candidate:evaluate_per_rule"  # one generated function per rule, the harness's loop
 PEERS = ("rule-engine", "business-rules", "json-logic")
 MODULES = {"rule-engine": "rule_engine", "business-rules": "business_rules", "json-logic": "json_logic"}
 #: rule-engine is ~8x slower than the other peers; at 100k tickets it alone would take a quarter of an hour.
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write every size's harness results here (a JSON list)")
     ap.add_argument("--enforce", action="store_true", help="exit 1 when a throughput target is missed")
     ap.add_argument("--show-rules", action="store_true", help="print the translated deskbot rules file and exit")
+    ap.add_argument("--no-per-rule", action="store_true",
+                    help="skip the second run that times deskbot's per-rule functions against the lambdas")
     args = ap.parse_args(argv)
 
     try:
@@ -77,12 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     for size in [int(n) for n in args.tickets.split(",") if n.strip()]:
         impls = ["python-lambda", "closures", *(p for p in PEERS if size <= SLOW_PEER_LIMIT or args.all_peers
                                                  or p != "rule-engine")]
-        code, results = _run_harness(shared, size, impls, args)
+        code, results = _run_harness(shared, size, impls, args, CANDIDATE)
         status = status or code
         if results is None:
             continue
         dumps.append(results)
-        summaries.append(_summary(size, results))
+        summaries.append(_summary(size, results, "planner (one function per file)"))
+        if not args.no_per_rule:
+            code, results = _run_harness(shared, size, ["python-lambda"], args, PER_RULE)
+            status = status or code
+            if results is not None:
+                dumps.append(results)
+                summaries.append(_summary(size, results, "per rule (Condition.test)", summaries[-1]["peers"]))
     print()
     print(render(summaries))
     missed = [s for s in summaries if not s["ok"]]
@@ -96,12 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_harness(shared: Path, size: int, impls: list[str], args: argparse.Namespace) -> tuple[int, dict | None]:
+def _run_harness(shared: Path, size: int, impls: list[str], args: argparse.Namespace,
+                 candidate: str) -> tuple[int, dict | None]:
     with tempfile.TemporaryDirectory(prefix="deskbot_bench_") as tmp:
         out = Path(tmp) / "results.json"
         cmd = [sys.executable, str(shared / "peers_rule_eval.py"), "--tickets", str(size), "--rules", str(args.rules),
                "--repeat", str(args.repeat), "--procs", str(args.procs), "--impls", ",".join(impls),
-               "--candidate", CANDIDATE, "--json", str(out)]
+               "--candidate", candidate, "--json", str(out)]
         if args.nulls:
             cmd += ["--nulls", str(args.nulls)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -114,28 +124,30 @@ def _run_harness(shared: Path, size: int, impls: list[str], args: argparse.Names
         return code, json.loads(out.read_text(encoding="utf-8"))
 
 
-def _summary(size: int, data: dict) -> dict:
+def _summary(size: int, data: dict, path: str, peers_of_run: dict | None = None) -> dict:
+    """deskbot's rate and ratios in one harness run (peers of an earlier run when this one had none)."""
     results = data["results"]
 
     def rate(impl: str) -> float | None:
         return results.get(impl, {}).get("evals_per_s")
 
     ours, lam = rate("candidate"), rate("python-lambda")
-    peers = {p: rate(p) for p in PEERS if rate(p)}
+    peers = {p: rate(p) for p in PEERS if rate(p)} or dict(peers_of_run or {})
     fastest = max(peers, key=peers.get) if peers else None  # type: ignore[arg-type]
     vs_peer = ours / peers[fastest] if ours and fastest else None
     vs_lambda = ours / lam if ours and lam else None
     agrees = results.get("candidate", {}).get("agrees")
     ok = bool(agrees and vs_peer and vs_lambda and vs_peer >= TARGET_VS_PEER and vs_lambda >= TARGET_VS_LAMBDA)
-    return {"tickets": size, "rules": data["meta"]["rules"], "deskbot": ours, "lambda": lam, "peers": peers,
+    return {"tickets": size, "rules": data["meta"]["rules"], "path": path, "deskbot": ours, "lambda": lam,
+            "peers": peers,
             "fastest": fastest, "vs_peer": vs_peer, "vs_lambda": vs_lambda, "agrees": agrees, "ok": ok,
             "closures": rate("closures"), "reference": rate("reference")}
 
 
 def render(summaries: list[dict]) -> str:
     """The one table that matters: deskbot's rate and its ratios, per queue size."""
-    lines = ["| tickets x rules | deskbot evals/s | vs python-lambda (>= 0.8) | vs fastest peer (>= 10) "
-             "| peers evals/s | agrees |", "|---|---:|---:|---:|---|---|"]
+    lines = ["| tickets x rules | deskbot path | deskbot evals/s | vs python-lambda (>= 0.8) "
+             "| vs fastest peer (>= 10) | peers evals/s | agrees |", "|---|---|---:|---:|---:|---|---|"]
     for s in summaries:
         peers = ", ".join(f"{name} {rate:,.0f}" for name, rate in s["peers"].items())
         lam = f"{s['vs_lambda']:.2f}x {'ok' if s['vs_lambda'] >= TARGET_VS_LAMBDA else 'MISSED'}" \
@@ -144,7 +156,8 @@ def render(summaries: list[dict]) -> str:
             if s["vs_peer"] else "-"
         ours = f"{s['deskbot']:,.0f}" if s["deskbot"] else "error"
         agree = {True: "yes", False: "NO", None: "-"}[s["agrees"]]
-        lines.append(f"| {s['tickets']:,} x {s['rules']} | {ours} | {lam} | {peer} | {peers} | {agree} |")
+        lines.append(f"| {s['tickets']:,} x {s['rules']} | {s['path']} | {ours} | {lam} | {peer} | {peers} "
+                     f"| {agree} |")
     return "\n".join(lines)
 
 
