@@ -20,7 +20,7 @@ import pytest
 
 from bot.sandbox import seed as seeding
 from bot.state import IntentState
-from tests.runtime.http_world import T0, busiest_minute, open_world
+from tests.runtime.http_world import T0, busiest_minute, open_world, results
 
 ESCALATE = """
   - name: escalate urgent
@@ -96,12 +96,12 @@ def test_a_429_and_5xx_storm_keeps_to_the_budget_and_applies_every_decision_exac
 
     world.zendesk.storm = weather
     runner = world.runner()
-    for rounds in range(1, 40):  # an incident: urgent tickets pour in while Zendesk struggles
-        if storm["start"] is not None and len(urgent) < 40:
+    rounds = 0
+    while rounds < 40 and (len(urgent) < 40 or runner.store.open_intents()):
+        if storm["start"] is not None and len(urgent) < 40:  # an incident: urgent tickets pour in meanwhile
             urgent += [world.zendesk.add_ticket(f"Checkout down #{n}", priority="urgent") for n in range(4)]
         world.cycle(runner)
-        if len(urgent) >= 40 and not runner.store.open_intents():
-            break
+        rounds += 1
 
     start = storm["start"]
     assert start is not None, "the storm began with deskbot's first write"
@@ -220,3 +220,68 @@ def test_duplicate_overlapping_and_out_of_order_feed_items_lead_to_the_same_acti
     alerted = Counter(int(n) for _, text in expected["slack"] for n in re.findall(r"\(zendesk:(\d+)\)", text))
     assert alerted == {urgent: 1, later: 1, solved: 1, fresh: 1}, "one alert per escalation, the solved one resolved"
     assert expected["mirror"] == [f"zendesk:{i}" for i in (refund, urgent, later, fresh)], "solved, deleted: gone"
+
+
+# -- 6. a broken rules file on reload; the blast-radius guard on reload ------------------------------------
+
+TAG_OPEN = """
+  - name: tag open
+    when: {status: {in: [new, open]}}
+    then: [{add_tags: [bot_seen]}]
+"""
+
+
+def admin_posts(world, needle):
+    """Top-level posts in the admin channel that contain `needle`."""
+    return [m for m in world.slack.posts("#general") if needle in m.text.replace("\u200d", "")]
+
+
+def test_a_broken_rules_file_on_reload_leaves_the_running_rules_untouched(world):
+    world.write_rules(ESCALATE, blast_radius=0.25)
+    first = world.zendesk.add_ticket("Checkout is down", priority="urgent")
+    runner = world.runner()
+    world.cycle(runner)
+    good = runner.config
+    world.write_rules(ESCALATE + TAG_OPEN.replace("add_tags", "add_tagz"), blast_radius=0.25)
+    second = world.zendesk.add_ticket("Payments failing", priority="urgent")
+    world.cycle(runner, times=3)
+    assert runner.config is good, "the last good rules keep running"
+    assert {i: len(world.zendesk.bot_changes(i)) for i in (first, second)} == {first: 2, second: 2}
+    assert not any("bot_seen" in world.zendesk.ticket(i)["tags"] for i in world.zendesk.tickets)
+    assert "unknown action 'add_tagz'" in runner.status()["rules_rejected"][0]
+    assert len(admin_posts(world, "rules file rejected")) == 1, "told once, not every cycle"
+    assert admin_posts(world, "unknown action 'add_tagz'"), "the admin channel says what is wrong"
+
+
+def test_a_reloaded_rule_hitting_too_much_of_the_queue_waits_for_deskbot_confirm_then_fires_once(world):
+    from click.testing import CliRunner
+
+    from bot.cli_runtime import confirm_command
+
+    world.write_rules(ESCALATE, blast_radius=0.25)
+    urgent = world.zendesk.add_ticket("Checkout is down", priority="urgent")
+    calm = [world.zendesk.add_ticket(f"Question {n}", priority="normal") for n in range(9)]
+    runner = world.runner()
+    world.cycle(runner)
+    world.write_rules(ESCALATE + TAG_OPEN, blast_radius=0.25)  # matches all 10 open tickets: 100% > 25%
+    world.cycle(runner, times=3)
+    late = world.zendesk.add_ticket("Payments failing", priority="urgent")
+    world.cycle(runner, times=2)
+    assert not any("bot_seen" in world.zendesk.ticket(i)["tags"] for i in world.zendesk.tickets), "held"
+    assert len(world.zendesk.bot_changes(late)) == 2, "the other rules keep working meanwhile"
+    held = runner.status()["held_rules"]["tag open"]
+    assert "matches 10 of 10 open tickets (100%); HELD until confirmed" in held
+    assert len(admin_posts(world, "HELD until confirmed")) == 1
+
+    result = CliRunner().invoke(confirm_command, ["--config", str(world.rules_path), "--state",
+                                                  str(world.state_path), "tag open"])
+    assert result.exit_code == 0 and "confirmed 'tag open'" in result.output
+    world.cycle(runner, times=4)
+    everyone = [urgent, *calm, late]
+    assert all("bot_seen" in world.zendesk.ticket(i)["tags"] for i in everyone), "fires once confirmed"
+    tagged = Counter(i for i in everyone for a in world.zendesk.bot_changes(i) for e in a["events"]
+                     if e.get("field_name") == "tags" and "bot_seen" in e["value"]
+                     and "bot_seen" not in (e["previous_value"] or []))
+    assert tagged == {i: 1 for i in everyone}, "each ticket tagged exactly once"
+    assert runner.status()["held_rules"] == {}
+    assert [r for (r, _, result) in results(runner.store, "tag open") if result == "done"] == ["tag open"] * 11
