@@ -59,6 +59,17 @@ def _dead_here(owner: str) -> bool:
     return False
 
 
+def _wait_holders(connector: Connector) -> list[Any]:
+    """Whatever a connector waits through (`sleep` attributes): itself, its retry policy and rate budgets."""
+    found: dict[int, Any] = {}
+    for owner in (connector, getattr(connector, "http", None)):
+        for holder in (owner, getattr(owner, "retry", None), getattr(owner, "budget", None),
+                       getattr(owner, "export_budget", None)):
+            if holder is not None and callable(vars(holder).get("sleep") if hasattr(holder, "__dict__") else None):
+                found[id(holder)] = holder
+    return list(found.values())
+
+
 def utcnow() -> datetime:
     """The real time, tz-aware UTC."""
     return datetime.now(UTC)
@@ -122,6 +133,9 @@ class Runner:
         }
         self.outages = {name: Outage(name, timedelta(seconds=self.intervals["poll"]), notify=self.admin_alert)
                         for name in self.connectors}
+        self._acting = threading.local()  # set while this runner's own job runs in this thread
+        for connector in self.connectors.values():
+            self._fence(connector)
         self.stop_event = threading.Event()
         self.store_error: str | None = None
         self.standby_reported = False
@@ -165,6 +179,22 @@ class Runner:
             self.standby_reported = False
         return True
 
+    def _fence(self, connector: Connector) -> None:
+        """Make the connector's waits (rate budget, backoff, job polls) renew the lease, and stop it if lost.
+
+        A batch of writes can outlast the lease (a small API budget, a 429 storm). Without this a second
+        runner takes over mid-batch and writes what this one is still about to write.
+        """
+        def fenced(sleep: Callable[[float], None]) -> Callable[[float], None]:
+            def wait(seconds: float) -> None:
+                sleep(seconds)
+                if getattr(self._acting, "on", False) and not self.holds_lease():
+                    raise LeaseLost("another deskbot runner took the state store's lease while this one waited")
+            return wait
+
+        for holder in _wait_holders(connector):
+            holder.sleep = fenced(holder.sleep)
+
     def admin_alert(self, text: str, key: str) -> None:
         """Tell the admin Slack channel (if configured) about the bot's own trouble, once per key."""
         channel = self.config.spec.settings.admin_channel
@@ -182,6 +212,7 @@ class Runner:
     # -- jobs ------------------------------------------------------------------------
     def _job(self, name: str, fn: Callable[[], Any]) -> Any:
         """Run one step; store, lease and unexpected errors are logged, never fatal to the loop."""
+        self._acting.on = True
         try:
             result = fn()
         except StateError as error:
@@ -197,6 +228,8 @@ class Runner:
         except Exception:
             self.log.exception("unexpected error in %s (the loop goes on)", name)
             return None
+        finally:
+            self._acting.on = False
         if self.store_error is not None:
             event(self.log, "state store writable again", job=name)
             self.store_error = None

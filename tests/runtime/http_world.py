@@ -200,12 +200,14 @@ class World:
         text = HEADER.format(blast_radius=blast_radius, digest_threshold=digest_threshold, api_share=api_share)
         self.rules_path.write_text(text + head + "rules:\n" + body)
 
-    def connector(self, *, clock: Callable[[], datetime] | None = None, share: float = 0.5) -> ZendeskConnector:
-        """The real Zendesk connector on this world's virtual time."""
+    def connector(self, *, clock: Callable[[], datetime] | None = None, share: float = 0.5,
+                  sleep: Callable[[float], None] | None = None) -> ZendeskConnector:
+        """The real Zendesk connector on this world's virtual time (`sleep`: a hook around its waits)."""
         config = ZendeskConfig(subdomain="", email=self.zendesk.email, api_token=self.zendesk.api_token,
                                url=self.zendesk_url, budget_share=share)
-        return ZendeskConnector(config, retry=RetryPolicy(sleep=self.sim.sleep, rng=random.Random(7)),
-                                clock=clock or self.sim, sleep=self.sim.sleep, monotonic=self.sim.monotonic)
+        sleep = sleep or self.sim.sleep
+        return ZendeskConnector(config, retry=RetryPolicy(sleep=sleep, rng=random.Random(7)),
+                                clock=clock or self.sim, sleep=sleep, monotonic=self.sim.monotonic)
 
     def runner(self, *, skew: timedelta = timedelta(0), planner: Callable[..., Any] | None = None,
                connector: ZendeskConnector | None = None, **options: Any) -> Runner:

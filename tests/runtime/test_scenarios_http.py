@@ -285,3 +285,69 @@ def test_a_reloaded_rule_hitting_too_much_of_the_queue_waits_for_deskbot_confirm
     assert tagged == {i: 1 for i in everyone}, "each ticket tagged exactly once"
     assert runner.status()["held_rules"] == {}
     assert [r for (r, _, result) in results(runner.store, "tag open") if result == "done"] == ["tag open"] * 11
+
+
+# -- 7. two runners on one state file ----------------------------------------------------------------------
+
+
+def test_a_second_runner_on_the_same_state_file_stands_by_until_the_lease_lapses_and_changes_happen_once(world):
+    world.write_rules(ESCALATE)
+    first_batch = [world.zendesk.add_ticket(f"Outage {n}", priority="urgent") for n in range(3)]
+    active, standby = world.runner(), world.runner()
+    for _ in range(4):  # both scheduled side by side
+        active.poll("zendesk")
+        standby.poll("zendesk")
+        for runner in (active, standby):
+            runner.tick()
+            runner.deliver()
+        world.sim.advance(seconds=30)
+        if len(first_batch) == 3:
+            first_batch.append(world.zendesk.add_ticket("Outage 3", priority="urgent"))
+    assert standby.connectors["zendesk"].calls.total == 0, "the second runner made no API call at all"
+    assert {i: len(world.zendesk.bot_changes(i)) for i in first_batch} == {i: 2 for i in first_batch}
+
+    expires = active.store.lease().expires_at  # the active runner stops here, lease kept (killed, paused)
+    assert expires == world.sim() - timedelta(seconds=30) + active.lease_ttl
+    seen = len(world.zendesk.timeline)
+    held_over = world.zendesk.add_ticket("Outage 4", priority="urgent")
+    world.cycle(standby, times=5)
+    took_over = world.zendesk.timeline[seen][0]  # from here on only the standby runner polls
+    assert expires <= took_over < expires + timedelta(seconds=30), "it took over at its first poll after the lapse"
+    world.cycle(standby, times=2)
+    calls = active.connectors["zendesk"].calls.total
+    assert active.poll("zendesk") is None, "the first runner comes back: the lease is no longer its own"
+    assert active.connectors["zendesk"].calls.total == calls
+    world.cycle(standby, times=2)
+    everyone = [*first_batch, held_over]
+    assert {i: len(world.zendesk.bot_changes(i)) for i in everyone} == {i: 2 for i in everyone}
+    assert {i: len(world.zendesk.bot_notes(i)) for i in everyone} == {i: 1 for i in everyone}
+    assert world.zendesk.ticket_writes() == {i: 2 for i in everyone}, "one PUT and one tag call per ticket, ever"
+
+
+def test_a_long_batch_of_writes_keeps_the_lease_and_a_runner_paused_past_it_stops_before_writing_again(
+        make_world):
+    world = make_world(rate_limit=40)  # the bot's share: 20 calls a minute, so 40 escalations take minutes
+    world.write_rules(ESCALATE)
+    ids = [world.zendesk.add_ticket(f"Outage {n}", priority="urgent") for n in range(40)]
+    standby = world.runner()
+    waits: list[float] = []
+    took_over: list[int] = []
+
+    def budget_wait(seconds):
+        """The first runner waits for its budget; meanwhile the second runs its schedule. The 4th wait is
+        a pause of three minutes (a stopped VM, a long GC) past the first runner's lease."""
+        waits.append(seconds)
+        world.sim.sleep(seconds + (180 if len(waits) == 4 else 0))
+        if standby.poll("zendesk") is not None:
+            took_over.append(len(waits))
+        standby.deliver()
+
+    active = world.runner(connector=world.connector(sleep=budget_wait))
+    assert active.poll("zendesk") is None, "the first runner noticed the lost lease and stopped"
+    assert len(waits) == 4 and took_over == [4], "the lease held through every wait but the pause"
+    world.cycle(standby, times=8)
+    assert {i: len(world.zendesk.bot_notes(i)) for i in ids} == {i: 1 for i in ids}, "no note twice"
+    assert all("bot_escalated" in world.zendesk.ticket(i)["tags"] for i in ids)
+    writes = [sum(r.connectors["zendesk"].calls.by_kind.get(k, 0) for k in ("update", "tags"))
+              for r in (active, standby)]
+    assert sum(writes) == 2 * len(ids) and all(writes), f"split between the runners, none twice: {writes}"
