@@ -351,3 +351,40 @@ def test_a_long_batch_of_writes_keeps_the_lease_and_a_runner_paused_past_it_stop
     writes = [sum(r.connectors["zendesk"].calls.by_kind.get(k, 0) for k in ("update", "tags"))
               for r in (active, standby)]
     assert sum(writes) == 2 * len(ids) and all(writes), f"split between the runners, none twice: {writes}"
+
+
+# -- 8. a rule that its own action keeps (or makes) true, and the bot's own writes coming back -------------
+
+SELF_TRIGGERING = """
+  - name: note open
+    when: {all: [{tags: {has: loop_a}}, {status: open}]}
+    then: [{add_note: "Seen by deskbot"}]
+  - name: note recent change
+    when: {all: [{tags: {has: loop_b}}, {since_updated: {under: 10m}}]}
+    then: [{add_note: "Changed recently"}]
+"""
+
+
+def test_a_rule_its_own_action_keeps_or_makes_true_acts_once_per_occurrence(world):
+    world.write_rules(SELF_TRIGGERING)
+    zd = world.zendesk
+    still = [zd.add_ticket(f"Question {n}", status="open", tags=["loop_a"]) for n in range(3)]
+    again = [zd.add_ticket(f"Order {n}", status="open", tags=["loop_b"]) for n in range(3)]
+    world.sim.advance(minutes=2)
+    runner = world.runner()
+    world.cycle(runner, times=20)  # ten minutes: every note changes its ticket, which the feed brings back
+    for i in still + again:
+        mirrored = runner.store.mirror()[f"zendesk:{i}"]
+        assert mirrored.updated_at.isoformat().replace("+00:00", "Z") == zd.ticket(i)["updated_at"], \
+            "the bot read its own write back from the feed"
+    world.cycle(runner, times=20)  # the "recent change" condition falls ten minutes after the last write
+    zd.human_update(again[0], priority="high")  # a human change: a new occurrence for one ticket
+    world.cycle(runner, times=20)
+    assert {i: len(zd.bot_notes(i)) for i in still} == {i: 1 for i in still}
+    assert all(n.startswith("Seen by deskbot") for i in still for n in zd.bot_notes(i))
+    assert {i: len(zd.bot_notes(i)) for i in again} == {again[0]: 2, again[1]: 1, again[2]: 1}
+    assert all(n.startswith("Changed recently") for i in again for n in zd.bot_notes(i))
+    assert zd.ticket_writes() == {**{i: 1 for i in still}, again[0]: 2, again[1]: 1, again[2]: 1}
+    memory = runner.store.memory()
+    assert memory[("note recent change", f"zendesk:{again[0]}")].occurrence == 2
+    assert memory[("note open", f"zendesk:{still[0]}")].occurrence == 1
