@@ -388,3 +388,64 @@ def test_a_rule_its_own_action_keeps_or_makes_true_acts_once_per_occurrence(worl
     memory = runner.store.memory()
     assert memory[("note recent change", f"zendesk:{again[0]}")].occurrence == 2
     assert memory[("note open", f"zendesk:{still[0]}")].occurrence == 1
+
+
+# -- 9. a long downtime -------------------------------------------------------------------------------------
+
+SLA = """\
+sla_policies:
+  - name: standard
+    targets: {first_reply: 1h, resolution: 3h}
+"""
+BREACHES = """
+  - name: first reply breached
+    when: {sla.first_reply.breached: true}
+    then: [{notify: {channel: "#support-alerts", message: "No first reply on #{{ id }}"}}]
+  - name: resolution breached
+    when: {sla.resolution.breached: true}
+    then: [{notify: {channel: "#escalations", message: "Unresolved #{{ id }}"}}]
+"""
+
+
+def test_after_hours_of_downtime_the_bot_catches_up_within_budget_digests_missed_breaches_and_expires_stale_writes(
+        make_world):
+    world = make_world(rate_limit=40)  # the bot's share: 20 calls a minute
+    world.write_rules(BREACHES + ESCALATE, digest_threshold=3, head=SLA)
+    zd, sim = world.zendesk, world.sim
+    waiting = [zd.add_ticket(f"Cannot log in {n}", priority="normal") for n in range(5)]
+    sim.advance(minutes=1)
+    runner = world.runner()
+    world.cycle(runner, times=2)
+    stale = [zd.add_ticket(f"Site down {n}", priority="urgent") for n in range(2)]
+    zd.faults.add(status=503, method="PUT", path="/api/v2/tickets", times=1000)
+    world.cycle(runner)
+    assert len(runner.store.open_intents()) == 4, "escalations decided, their writes not done"
+    runner.close()  # deskbot stops for five hours
+    zd.faults.clear()
+
+    sim.advance(minutes=28)
+    zd.agent_reply(waiting[0])  # answered in time: no first-reply breach for this one
+    sim.advance(hours=1, minutes=30)
+    arrivals = [zd.add_ticket(f"Payments failing {n}", priority="urgent") for n in range(10)]
+    sim.advance(hours=3, minutes=3)
+    restarted = sim()
+    seen = len(zd.timeline)
+    runner = world.runner()
+    world.cycle(runner, times=8)
+
+    digests = {channel: world.slack.posts(channel) for channel in ("#support-alerts", "#escalations")}
+    assert {c: len(posts) for c, posts in digests.items()} == {"#support-alerts": 1, "#escalations": 1}
+    first_reply, resolution = (digests[c][0].text for c in ("#support-alerts", "#escalations"))
+    assert "first reply breached: 16 tickets" in first_reply and "resolution breached: 17 tickets" in resolution
+    for ticket_id in waiting + stale + arrivals:
+        subject = zd.ticket(ticket_id)["subject"]
+        assert (subject in first_reply) == (ticket_id != waiting[0]) and subject in resolution
+
+    expired = [e for e in runner.store.audit_log(limit=10_000) if e.result == "expired"]
+    assert sorted(e.ticket_key for e in expired) == sorted(f"zendesk:{i}" for i in stale for _ in range(2))
+    assert all("too late to act" in e.detail for e in expired)
+    assert {i: len(zd.bot_changes(i)) for i in stale} == {i: 0 for i in stale}, "nothing written hours late"
+    assert {i: len(zd.bot_changes(i)) for i in arrivals} == {i: 2 for i in arrivals}, "fresh decisions acted on"
+    catch_up = [at for at, _ in zd.timeline[seen:]]
+    assert len(catch_up) > 20 >= busiest_minute(catch_up), "more calls than a minute allows, spread out"
+    assert runner.connectors["zendesk"].budget.waited > 0 and catch_up[0] == restarted
