@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
 
+from bot.errors import StateError
 from bot.logging_setup import event, get_logger
 from bot.state import StateStore
 from bot.state.codec import from_text, to_text
@@ -49,6 +51,7 @@ class SteadyClock:
             self._behind = False
         self.latest = now
         if self.store is not None and (self._persisted is None or now - self._persisted >= _PERSIST_EVERY):
-            self.store.set_meta(META_KEY, to_text(now))
-            self._persisted = now
+            with suppress(StateError):  # reading the time must not fail (/healthz); the jobs report the store
+                self.store.set_meta(META_KEY, to_text(now))
+                self._persisted = now
         return now

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -143,6 +144,39 @@ class TimedZendesk(ZendeskSandbox):
     def calls_between(self, start: datetime, end: datetime) -> int:
         """Requests that arrived in [start, end) of simulated time."""
         return sum(1 for at, _ in self.timeline if start <= at < end)
+
+
+class FailingWrites:
+    """Wraps a store's SQLite connection: statements matching `fails` raise "database or disk is full"."""
+
+    def __init__(self, conn: sqlite3.Connection, fails: Callable[[str], bool]):
+        self._conn = conn
+        self._fails = fails
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        """Run the statement, unless it is one the full disk refuses."""
+        if self._fails(" ".join(sql.split())):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def is_write(sql: str) -> bool:
+    """Statements that need disk space: data changes and commits (a rollback always works)."""
+    return sql.upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT"))
+
+
+@contextmanager
+def disk_full(store: SqliteStore, fails: Callable[[str], bool] = is_write) -> Iterator[None]:
+    """While inside, the store's matching writes fail as on a full disk."""
+    real = store._conn
+    store._conn = FailingWrites(real, fails)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        store._conn = real
 
 
 def busiest_minute(times: list[datetime]) -> int:

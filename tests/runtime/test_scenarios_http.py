@@ -10,7 +10,10 @@ the audits Zendesk keeps per ticket, and the messages Slack received.
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import urllib.error
+import urllib.request
 from collections import Counter
 from contextlib import ExitStack
 from datetime import timedelta
@@ -20,7 +23,7 @@ import pytest
 
 from bot.sandbox import seed as seeding
 from bot.state import IntentState
-from tests.runtime.http_world import T0, busiest_minute, open_world, results
+from tests.runtime.http_world import T0, busiest_minute, disk_full, is_write, open_world, results
 
 ESCALATE = """
   - name: escalate urgent
@@ -449,3 +452,54 @@ def test_after_hours_of_downtime_the_bot_catches_up_within_budget_digests_missed
     catch_up = [at for at, _ in zd.timeline[seen:]]
     assert len(catch_up) > 20 >= busiest_minute(catch_up), "more calls than a minute allows, spread out"
     assert runner.connectors["zendesk"].budget.waited > 0 and catch_up[0] == restarted
+
+
+# -- 10. the state store failing to write ------------------------------------------------------------------
+
+
+def healthz(url):
+    """(HTTP status, body) of the health port."""
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+FAILURES = {
+    "every write": is_write,
+    "the claim": lambda sql: sql.startswith("UPDATE intents SET state = 'claimed'"),
+    "the outcome": lambda sql: sql.startswith("UPDATE intents SET state = ?,"),
+}
+
+
+@pytest.mark.parametrize("failing", FAILURES)
+def test_while_the_store_cannot_record_no_ticket_is_changed_health_is_red_and_work_resumes_after(world, failing):
+    from bot.health import serve_health
+
+    world.write_rules(ESCALATE)
+    before = world.zendesk.add_ticket("Outage 0", priority="urgent")
+    runner = world.runner()
+    world.cycle(runner)
+    assert len(world.zendesk.bot_changes(before)) == 2
+    with serve_health(runner.status_checked, runner.metrics, port=0) as health:
+        assert healthz(health.url)[0] == 200
+        later = [world.zendesk.add_ticket(f"Outage {n}", priority="urgent") for n in range(1, 4)]
+        seen = len(world.zendesk.requests)
+        with disk_full(runner.store, FAILURES[failing]):
+            world.cycle(runner, times=3)
+            if failing == "every write":
+                code, body = healthz(health.url)
+                assert code == 503 and body["store"]["writable"] is False
+                assert "database or disk is full" in body["store"]["error"]
+                assert runner.metrics.get("deskbot_store_writable") == 0
+        written = world.zendesk.ticket_writes(since=seen)
+        if failing == "the outcome":  # claimed first, so written once; the outcome is settled by a read later
+            assert written == {i: 2 for i in later}
+        else:
+            assert written == {}, "no ticket changed that deskbot could not record"
+        world.cycle(runner, times=2)
+        assert healthz(health.url)[0] == 200 and runner.status()["healthy"] is True
+    assert {i: len(world.zendesk.bot_changes(i)) for i in later} == {i: 2 for i in later}, "each once, after"
+    assert {i: len(world.zendesk.bot_notes(i)) for i in later} == {i: 1 for i in later}
+    assert Counter(i.state for i in runner.store.intents()) == {IntentState.DONE: 8}
