@@ -590,3 +590,33 @@ def test_a_human_change_between_the_fresh_read_and_the_write_is_not_overwritten(
     assert len(conflicts) == 1, "the safe update caught the human's change"
     assert zd.ticket(ticket)["priority"] == "low", "left as the human set it"
     assert [e.result for e in runner.store.audit_log() if e.result != "planned"] == ["skipped"]
+
+
+# -- 4. the bot's clock minutes off the helpdesk's ------------------------------------------------------------
+
+AGED = """
+  - name: waiting half an hour
+    when: {all: [{since_created: {over: 30m}}, {status: {in: [new, open]}}]}
+    then: [{notify: {channel: "#support-alerts", message: "#{{ id }} waits"}}]
+"""
+
+
+@pytest.mark.parametrize("skew", [timedelta(minutes=7), timedelta(minutes=-7)], ids=["ahead", "behind"])
+def test_a_bot_clock_minutes_off_the_helpdesk_neither_misses_nor_doubles_a_firing(make_world, skew):
+    world = make_world(hide_recent=timedelta(minutes=1))  # Zendesk keeps the last minute out of the export
+    world.write_rules(AGED + ESCALATE)
+    zd = world.zendesk
+    runner = world.runner(skew=skew)
+    tickets = []
+    for minute in range(90):  # a ticket every 6 minutes for 45 minutes, every third one urgent
+        if minute % 6 == 0 and minute < 45:
+            tickets.append(zd.add_ticket(f"Request {minute}", priority="urgent" if minute % 18 == 0 else "normal"))
+        world.cycle(runner, times=2)
+    urgent = [i for i in tickets if zd.ticket(i)["priority"] == "urgent"]
+    alerted = Counter(int(n) for m in world.slack.posts("#support-alerts")
+                      for n in re.findall(r"\(zendesk:(\d+)\)", m.text))
+    assert alerted == {i: 1 for i in tickets}, "every ticket alerted once, none missed, none twice"
+    assert {i: len(zd.bot_changes(i)) for i in urgent} == {i: 2 for i in urgent}
+    cursor = runner.store.get_cursor("zendesk:tickets")
+    assert cursor and not cursor.startswith("time:"), "the feed resumes from Zendesk's own cursor"
+    assert not [e for e in runner.store.audit_log(limit=10_000) if e.result in ("expired", "failed", "skipped")]
