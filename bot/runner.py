@@ -133,7 +133,7 @@ class Runner:
         }
         self.outages = {name: Outage(name, timedelta(seconds=self.intervals["poll"]), notify=self.admin_alert)
                         for name in self.connectors}
-        self._acting = threading.local()  # set while this runner's own job runs in this thread
+        self._acting = threading.local()  # `.held`: the job running in this thread took the lease
         for connector in self.connectors.values():
             self._fence(connector)
         self.stop_event = threading.Event()
@@ -166,6 +166,7 @@ class Runner:
                                                  steal_from=other.owner)
                 if lease is not None:
                     event(self.log, "took over the lease of a crashed runner", previous=other.owner)
+                    self._acting.held = True
                     return True
         if lease is None:
             if not self.standby_reported:
@@ -177,18 +178,20 @@ class Runner:
         if self.standby_reported:
             event(self.log, "lease taken over; acting", owner=self.owner)
             self.standby_reported = False
+        self._acting.held = True
         return True
 
     def _fence(self, connector: Connector) -> None:
-        """Make the connector's waits (rate budget, backoff, job polls) renew the lease, and stop it if lost.
+        """In a job that took the lease, the connector's waits (rate budget, backoff, job polls) renew it.
 
         A batch of writes can outlast the lease (a small API budget, a 429 storm). Without this a second
-        runner takes over mid-batch and writes what this one is still about to write.
+        runner takes over mid-batch and writes what this one is still about to write; and a runner that
+        finds the lease taken (it was paused past it) stops with `LeaseLost` before its next call.
         """
         def fenced(sleep: Callable[[float], None]) -> Callable[[float], None]:
             def wait(seconds: float) -> None:
                 sleep(seconds)
-                if getattr(self._acting, "on", False) and not self.holds_lease():
+                if getattr(self._acting, "held", False) and not self.holds_lease():
                     raise LeaseLost("another deskbot runner took the state store's lease while this one waited")
             return wait
 
@@ -212,7 +215,7 @@ class Runner:
     # -- jobs ------------------------------------------------------------------------
     def _job(self, name: str, fn: Callable[[], Any]) -> Any:
         """Run one step; store, lease and unexpected errors are logged, never fatal to the loop."""
-        self._acting.on = True
+        self._acting.held = False
         try:
             result = fn()
         except StateError as error:
@@ -229,7 +232,7 @@ class Runner:
             self.log.exception("unexpected error in %s (the loop goes on)", name)
             return None
         finally:
-            self._acting.on = False
+            self._acting.held = False
         if self.store_error is not None:
             event(self.log, "state store writable again", job=name)
             self.store_error = None
