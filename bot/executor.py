@@ -353,10 +353,23 @@ def _note_seen(connector: Connector, intent: Intent, ticket: Ticket) -> bool | N
 
 
 def _safe(change: TicketChange, ticket: Ticket | None) -> TicketChange:
-    """Ask for a safe update against the version we just read, where the connector supports it."""
+    """Ask for a safe update against the version we just read, where the connector supports it.
+
+    The fields being written carry the values just read, so a connector that meets a conflict can tell a
+    human's change to those fields (leave it) from an unrelated edit (retry).
+    """
     if ticket is None or ticket.updated_at is None:
         return change
-    return replace(change, expected_updated_at=ticket.updated_at)
+    expected: dict[str, object] = {}
+    if change.assignee_id is not None or change.unassign:
+        expected["assignee_id"] = ticket.assignee_id
+    if change.group_id is not None:
+        expected["group_id"] = ticket.group_id
+    if change.priority is not None:
+        expected["priority"] = ticket.priority.value
+    if change.status is not None:
+        expected["status"] = ticket.status.value
+    return replace(change, expected_updated_at=ticket.updated_at, expected=expected)
 
 
 def _human(delta: timedelta) -> str:

@@ -36,6 +36,9 @@ class TicketChange:
     `key` is the executor's idempotency key (also put in the private note's
     metadata where the platform allows). `expected_updated_at`, when set, asks
     for a safe update: the platform refuses if a human changed the ticket since.
+    `expected` holds the values the written fields had when the decision was
+    checked (`assignee_id`, `group_id`, `priority`, `status`): after a conflict
+    the connector retries only if a human left those fields alone.
     """
 
     ticket_id: int
@@ -49,6 +52,7 @@ class TicketChange:
     note: str | None = None
     unassign: bool = False
     expected_updated_at: Any = None
+    expected: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def same_change_as(self, other: TicketChange) -> bool:
         """True when two changes differ only by ticket, so one bulk call can carry both."""

@@ -21,8 +21,9 @@ from zenpy.lib.api_objects import Ticket as ZenpyTicket
 
 from bot.connectors.base import ApplyResult, TicketChange
 from bot.connectors.zendesk_http import platform_message
-from bot.connectors.zendesk_mapping import NAME_BY_STATUS, format_time
+from bot.connectors.zendesk_mapping import NAME_BY_STATUS, STATUS_BY_NAME, format_time
 from bot.errors import AuthError, Conflict, ConnectorError
+from bot.model import Status
 
 if TYPE_CHECKING:
     from bot.connectors.zendesk import ZendeskConnector
@@ -149,6 +150,8 @@ class ZendeskWriter:
             return ApplyResult(change.ticket_id, change.key, ok=True, skipped=skipped)
         except AuthError:
             raise
+        except _LeftToHuman as error:
+            return ApplyResult(change.ticket_id, change.key, ok=False, skipped=True, error=str(error))
         except ConnectorError as error:
             return _failed(change, f"ticket {change.ticket_id}: {error}")
 
@@ -163,6 +166,10 @@ class ZendeskWriter:
                 log.info("ticket %s already has deskbot's change (%s); nothing to write", change.ticket_id,
                          change.key)
                 return True
+            moved = _moved_by_someone(change, current)
+            if moved:
+                raise _LeftToHuman(f"ticket {change.ticket_id}: {moved} changed by someone else since deskbot "
+                                   "read it; left as they set it, the next cycle re-evaluates it")
             log.info("ticket %s changed since it was read; retrying once on its new state", change.ticket_id)
             try:
                 self._put(change, str(current.get("updated_at")))
@@ -178,6 +185,22 @@ class ZendeskWriter:
 
     def _tags(self, method: Any, ticket_id: int, tags: frozenset[str]) -> None:
         self.connector.call(lambda: method(ticket_id, sorted(tags)))
+
+
+class _LeftToHuman(Exception):
+    """After a conflict: a human changed a field this write sets, so it must not be overwritten."""
+
+
+def _moved_by_someone(change: TicketChange, current: Mapping[str, Any]) -> str | None:
+    """The written fields whose values on the fresh ticket differ from what the decision saw."""
+    now = {
+        "assignee_id": current.get("assignee_id"),
+        "group_id": current.get("group_id"),
+        "priority": str(current.get("priority") or "normal"),
+        "status": STATUS_BY_NAME.get(str(current.get("status") or "open"), Status.OPEN).value,
+    }
+    moved = [name.removesuffix("_id") for name, seen in change.expected.items() if name in now and now[name] != seen]
+    return ", ".join(moved) or None
 
 
 def _buckets(changes: Sequence[TicketChange]) -> list[list[int]]:

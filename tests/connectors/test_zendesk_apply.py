@@ -132,6 +132,22 @@ def test_a_conflict_where_the_human_already_did_it_is_skipped(zendesk, zd_sandbo
     assert connector.calls.snapshot() == {"show_many": 1, "update": 1, "show": 1}
 
 
+def test_a_conflict_on_a_field_the_human_set_leaves_their_value(zendesk, zd_sandbox, zd_time):
+    ticket_id = open_tickets(zd_sandbox)[0]
+    connector = zendesk()
+    [ticket] = connector.get_tickets([ticket_id])
+    zd_time.advance(30)
+    human = "low" if ticket.priority is not Priority.LOW else "normal"
+    zd_sandbox.human_update(ticket_id, priority=human)
+    [result] = connector.apply([TicketChange(ticket_id, priority=Priority.HIGH, expected_updated_at=ticket.updated_at,
+                                             expected={"priority": ticket.priority.value})])
+    assert (result.ok, result.skipped) == (False, True)
+    assert result.error == (f"ticket {ticket_id}: priority changed by someone else since deskbot read it; "
+                            "left as they set it, the next cycle re-evaluates it")
+    assert zd_sandbox.ticket(ticket_id)["priority"] == human
+    assert connector.calls.snapshot() == {"show_many": 1, "update": 1, "show": 1}
+
+
 def test_a_second_conflict_is_reported_not_forced(zendesk, zd_sandbox):
     ticket_id = open_tickets(zd_sandbox)[0]
     zd_sandbox.faults.add(status=409, path=f"/api/v2/tickets/{ticket_id}", method="PUT", times=2)

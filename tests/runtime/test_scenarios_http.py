@@ -564,9 +564,6 @@ def test_a_ticket_a_human_changed_after_evaluation_is_re_checked_on_a_fresh_read
     assert runner.store.open_intents() == []
 
 
-@pytest.mark.xfail(strict=True, reason="bot/connectors/zendesk_writes.py answers a safe-update 409 by re-reading and "
-                   "writing again on the fresh stamp without re-checking what the rule saw, so the human's value "
-                   "is overwritten; the fix belongs in the Zendesk writer")
 def test_a_human_change_between_the_fresh_read_and_the_write_is_not_overwritten(world):
     world.write_rules(RAISE_NORMAL)
     zd = world.zendesk
