@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from bot.model import Ticket
@@ -71,6 +72,11 @@ class Node:
 
     path: Path
 
+    @cached_property
+    def where(self) -> str:
+        """The node's document path as explanations show it (formatted once: explain runs per firing)."""
+        return format_path(self.path)
+
     def explain(self, ticket: Ticket, now: datetime) -> Verdict:
         """The verdict with every sub-verdict (no short-circuit, so all leaves show)."""
         raise NotImplementedError
@@ -107,8 +113,7 @@ class Leaf(Node):
 
     def explain(self, ticket: Ticket, now: datetime) -> Verdict:
         seen = self.value(ticket, now)
-        return Verdict(format_path(self.path), f"{self.field.name} {_WORDS[self.operator]} {self.test.shown}",
-                       self.test.check(seen), seen)
+        return Verdict(self.where, self.text, self.test.check(seen), seen)
 
     def code(self, bind: Callable[[Any], str]) -> str:
         if self.field.code is not None:
@@ -121,6 +126,11 @@ class Leaf(Node):
 
     def leaves(self) -> list[Leaf]:
         return [self]
+
+    @cached_property
+    def text(self) -> str:
+        """`field operator value`, as explanations and reasons show it."""
+        return f"{self.field.name} {_WORDS[self.operator]} {self.test.shown}"
 
     def cost(self) -> int:
         if self.field.code is not None:
@@ -172,7 +182,7 @@ class Group(Node):
     def explain(self, ticket: Ticket, now: datetime) -> Verdict:
         verdicts = tuple(child.explain(ticket, now) for child in self.children)
         combine = all if self.kind == "all" else any
-        return Verdict(format_path(self.path), self.kind, combine(v.held for v in verdicts), None, verdicts)
+        return Verdict(self.where, self.kind, combine(v.held for v in verdicts), None, verdicts)
 
     def code(self, bind: Callable[[Any], str]) -> str:
         # Cheapest first (stable, so the file's order breaks ties): every compiled leaf is a total
@@ -197,7 +207,7 @@ class Not(Node):
 
     def explain(self, ticket: Ticket, now: datetime) -> Verdict:
         inner = self.child.explain(ticket, now)
-        return Verdict(format_path(self.path), "not", not inner.held, None, (inner,))
+        return Verdict(self.where, "not", not inner.held, None, (inner,))
 
     def code(self, bind: Callable[[Any], str]) -> str:
         return f"(not {self.child.code(bind)})"
