@@ -91,11 +91,18 @@ class State:
         return result, planned - started, time.perf_counter() - planned
 
 
-def cold_start(state: State, now: datetime, config: Config) -> tuple[Plan, float]:
-    """Evaluate every ticket at once (start or rules reload); returns the plan and seconds."""
+CHUNK = 500  # the runner plans due tickets 500 at a time (bot.runtime.cycle.CHUNK)
+
+
+def cold_start(state: State, now: datetime, config: Config) -> tuple[int, float]:
+    """Evaluate every ticket (start or rules reload) in the runner's chunks; returns actions fired, seconds."""
     keys = list(state.tickets)
-    result, plan_s, _ = state.evaluate(keys, now, config)
-    return result, plan_s
+    fired, spent = 0, 0.0
+    for start in range(0, len(keys), CHUNK):
+        result, plan_s, _ = state.evaluate(keys[start:start + CHUNK], now, config)
+        fired += len(result.matches)
+        spent += plan_s
+    return fired, spent
 
 
 def converge(state: State, now: datetime, config: Config, passes: int = 6) -> int:
