@@ -23,6 +23,7 @@ import logging
 import math
 import random
 import tempfile
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -106,7 +107,9 @@ def measure(size: int = SIZE, changed: int = CHANGED, seed: int = 5) -> dict[str
         def poll(label: str) -> dict[str, Any]:
             clock.advance(timedelta(minutes=2))
             before = len(sandbox.requests)
+            started = time.perf_counter()
             report = runner.poll("zendesk")
+            seconds = time.perf_counter() - started
             seen = sandbox.requests[before:]
             counts = Counter(endpoint(r.method, r.path) for r in seen)
             written = written_tickets(seen)
@@ -115,8 +118,9 @@ def measure(size: int = SIZE, changed: int = CHANGED, seed: int = 5) -> dict[str
             writes_min = math.ceil(len(written) / 100)
             minimum = {"export page": pages_min, "update_many": writes_min,
                        "job status poll": writes_min * sandbox.job_polls}
-            return {"label": label, "fetched": report.fetched if report else 0, "evaluated": report.evaluated
-                    if report else 0, "tickets_written": len(written), "calls": sum(counts.values()),
+            return {"label": label, "seconds": seconds, "fetched": report.fetched if report else 0,
+                    "evaluated": report.evaluated if report else 0, "tickets_written": len(written),
+                    "calls": sum(counts.values()),
                     "by_endpoint": dict(counts), "minimum": minimum, "minimum_total": sum(minimum.values()),
                     "exact": sum(counts.values()) == sum(minimum.values()) and all(
                         counts.get(k, 0) == v for k, v in minimum.items()), "jobs": jobs}
@@ -141,14 +145,16 @@ def render(result: dict[str, Any]) -> str:
     """The per-cycle table: calls by endpoint against the minimum."""
     names = sorted({n for c in result["cycles"] for n in c["by_endpoint"]} |
                    {n for c in result["cycles"] for n in c["minimum"]}, key=_order)
-    head = "| cycle | fetched | tickets written | " + " | ".join(names) + " | total | minimum | exact |"
-    lines = [head, "|---|---:|---:|" + "---:|" * len(names) + "---:|---:|---|"]
+    head = ("| cycle | runner poll s | fetched | tickets written | " + " | ".join(names)
+            + " | total | minimum | exact |")
+    lines = [head, "|---|---:|---:|---:|" + "---:|" * len(names) + "---:|---:|---|"]
     for c in result["cycles"]:
         cells = []
         for n in names:
             got, least = c["by_endpoint"].get(n, 0), c["minimum"].get(n)
             cells.append(f"{got}" + (f" (min {least})" if least is not None else ""))
-        lines.append(f"| {c['label']} | {c['fetched']} | {c['tickets_written']} | " + " | ".join(cells)
+        lines.append(f"| {c['label']} | {c['seconds']:.2f} | {c['fetched']} | {c['tickets_written']} | "
+                     + " | ".join(cells)
                      + f" | {c['calls']} | {c['minimum_total']} | {'yes' if c['exact'] else 'NO'} |")
     return "\n".join(lines)
 
@@ -164,7 +170,7 @@ def main_report() -> dict[str, Any]:
           flush=True)
     result = measure()
     first = result["first"]
-    print(f"# first start: {first['calls']} calls for {first['fetched']} tickets "
+    print(f"# first start: {first['seconds']:.1f} s, {first['calls']} calls for {first['fetched']} tickets "
           f"({', '.join(f'{k} {v}' for k, v in sorted(first['by_endpoint'].items(), key=lambda kv: _order(kv[0])))})")
     print(render(result))
     print("API calls per cycle: " + ("EXACTLY the platform minimum" if result["exact"] else
