@@ -153,8 +153,10 @@ class Leaf(Node):
     @property
     def counts_from_start(self) -> bool:
         """True for an age compared with a number or duration: it flips at fixed offsets from the age's start."""
+        # is_empty / is_set hold a bool; an age's emptiness changes with the ticket, never with time
         return (self.field.next_change is None and self.field.since is not None
-                and isinstance(self.test.const, int | float | timedelta))
+                and self.operator not in ("is_empty", "is_set")
+                and isinstance(self.test.const, int | float | timedelta) and not isinstance(self.test.const, bool))
 
     def offsets(self) -> tuple[timedelta, ...]:
         """For an age leaf, the offsets from the age's start at which time alone can flip it.

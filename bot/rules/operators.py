@@ -288,7 +288,7 @@ def _ordering(symbol: str, compare: Callable[[Any, Any], bool]):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise OperatorError(f"'{value}' is not a number")
             const = value
-            return Test(const, lambda v: isinstance(v, int | float) and compare(v, const),
+            return Test(const, lambda v: isinstance(v, int | float) and not isinstance(v, bool) and compare(v, const),
                         lambda v, c: f"(isinstance(_v := {v}, _number) and not isinstance(_v, bool) "
                                      f"and _v {symbol} {c})", show(value))
         const = _scalar(field, value, case_sensitive)

@@ -153,3 +153,24 @@ def test_explain_shows_each_rule_with_values_and_already_fired_state():
     assert item.matched and not item.would_fire
     assert item.note == "already fired (occurrence 1)"
     assert [(c.text, c.held) for c in item.verdict.children] == [("priority is urgent", True), ("status is open", True)]
+
+
+def test_an_emptiness_test_on_an_age_is_not_a_time_threshold():
+    config = make_config("""\
+- name: Never answered
+  when: {since_agent_reply: {is_empty: true}, since_created: {is_empty: false}}
+  then: [{add_tags: unanswered}]
+""")
+    answered = make_ticket(id=2, last_agent_update_at="1h ago")
+    result = plan([make_ticket(id=1), answered], NOW, config, {})
+    assert [m.ticket_key for m in result.matches] == ["zendesk:1"]
+    assert result.next_check_at == {}
+
+
+def test_a_true_or_false_custom_field_is_not_a_number_in_either_path():
+    from bot.rules.engine import explain
+
+    config = make_config("- name: Big\n  when: {custom.seats: {gt: 0}}\n  then: [{add_tags: big}]\n")
+    ticket = make_ticket(custom={"seats": True})
+    assert plan([ticket], NOW, config, {}).matches == ()
+    assert explain(ticket, NOW, config, {})[0].matched is False
