@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -53,8 +54,12 @@ class Config:
         return self.spec.teams
 
     def rule(self, name: str) -> CompiledRule | None:
-        """The rule with this name."""
-        return next((r for r in self.rules if r.name == name), None)
+        """The rule with this name (ladder steps included)."""
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, CompiledRule]:
+        return {rule.name: rule for rule in self.rules}
 
     def summary(self) -> str:
         """One line saying what was loaded."""

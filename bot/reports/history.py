@@ -17,7 +17,6 @@ daily; open ones among them are still in the mirror.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 import weakref
@@ -31,6 +30,7 @@ from bot.errors import StateError
 from bot.model import EMPTY, Status, Ticket
 from bot.reports.records import Change, TicketRecord, changes_since
 from bot.state.codec import from_text, ticket_from_json, ticket_to_json, to_text
+from bot.state.sqlite import connect
 
 RETENTION = timedelta(days=120)
 _DESCRIPTION_CHARS = 2000  # enough for grouping by terms; full texts stay in the helpdesk
@@ -62,12 +62,7 @@ class HistoryStore:
         self._lock = threading.RLock()
         self._pruned_at: datetime | None = None
         try:
-            if path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            if path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn = connect(path, timeout)
             with self._transaction("create the history tables"):
                 for statement in _SCHEMA.split(";"):
                     self._conn.execute(statement)

@@ -256,15 +256,7 @@ def compile_condition(raw: Any, path: Path, problems: list[Problem], context: An
     root = _node(raw, path, problems, context)
     if root is None or len(problems) > before:
         return None
-    namespace: dict[str, Any] = dict(RUNTIME)
-    names: dict[int, str] = {}
-
-    def bind(obj: Any) -> str:
-        key = id(obj)
-        if key not in names:
-            names[key] = f"_c{len(names)}"
-            namespace[names[key]] = obj
-        return names[key]
+    namespace, bind = _namespace()
 
     expression = root.code(bind)
     name = f"_when_{next(_counter)}"
@@ -274,13 +266,8 @@ def compile_condition(raw: Any, path: Path, problems: list[Problem], context: An
     return Condition(root, namespace[name], source, leaves)
 
 
-def compile_batch(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], list[int]]:
-    """Several compiled conditions as one generated function: the numbers of those that hold, in order.
-
-    The planner tests every rule on a ticket; one function per rules file saves a Python call per
-    rule, and a rule that fails costs only its cheapest failing leaf. `roots` pairs each condition
-    with the number to report (an int from the caller, never from the rules file).
-    """
+def _namespace() -> tuple[dict[str, Any], Callable[[Any], str]]:
+    """A namespace for generated code (the runtime helpers only) and `bind`, which names a constant in it."""
     namespace: dict[str, Any] = dict(RUNTIME)
     names: dict[int, str] = {}
 
@@ -290,6 +277,18 @@ def compile_batch(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, dateti
             names[key] = f"_c{len(names)}"
             namespace[names[key]] = obj
         return names[key]
+
+    return namespace, bind
+
+
+def compile_batch(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], list[int]]:
+    """Several compiled conditions as one generated function: the numbers of those that hold, in order.
+
+    The planner tests every rule on a ticket; one function per rules file saves a Python call per
+    rule, and a rule that fails costs only its cheapest failing leaf. `roots` pairs each condition
+    with the number to report (an int from the caller, never from the rules file).
+    """
+    namespace, bind = _namespace()
 
     name = f"_batch_{next(_counter)}"
     lines = [f"def {name}(t, now):", "    _m = []"]

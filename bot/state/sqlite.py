@@ -36,6 +36,17 @@ from bot.state.migrations import migrate
 _CHUNK = 500  # stays below SQLite's bound-parameter limit
 
 
+
+def connect(path: str, timeout: float) -> sqlite3.Connection:
+    """An autocommit connection in WAL mode (the folder made if needed), shared by deskbot's SQLite tables."""
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    if path != ":memory:":
+        conn.execute("PRAGMA journal_mode = WAL")
+    return conn
+
 class SqliteStore(JournalMixin):
     """`StateStore` on one SQLite file (default ./deskbot-state/deskbot.sqlite3)."""
 
@@ -45,12 +56,7 @@ class SqliteStore(JournalMixin):
         self._lock = threading.RLock()
         self._depth = 0
         try:
-            if path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            if path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn = connect(path, timeout)
             self._conn.execute("PRAGMA synchronous = FULL")
             migrate(self._conn, path)
         except (sqlite3.Error, OSError) as error:
