@@ -13,13 +13,22 @@ A holiday (from the `holidays` package by country and subdivision, or an
 explicit date) cancels every shift that starts on that date; an overnight shift
 from the evening before still runs into it.
 
-Arithmetic walks whole working intervals, never minutes: adding 30 business
-days costs about 40 steps. Every datetime in or out is tz-aware UTC.
+Arithmetic is two binary searches. Each calendar keeps a timeline of its merged
+working intervals as epoch microseconds, with the business time accumulated
+before each, for a window of whole local months built lazily around the
+instants asked about (holidays and clock changes applied per date, as above).
+`between(a, b)` is F(b) - F(a), where F counts business time up to an instant,
+and `add(start, d)` finds the first instant at which F reaches F(start) + d.
+The window grows to cover what is asked and is rebuilt from scratch past
+twenty years, so its memory stays bounded in a long-running bot. Every
+datetime in or out is tz-aware UTC; the `*_us` methods take and give epoch
+microseconds, for callers that do many sums (SLA clocks).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -36,7 +45,10 @@ WEEK = 7 * DAY
 ZERO = timedelta(0)
 _SHIFT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _MAX_SCAN_DAYS = 3700  # ten years: a calendar with no change for longer is a definition error
-_CACHE_DAYS = 4096
+_MAX_WINDOW_MONTHS = 240  # a timeline wider than twenty years starts again from what is asked
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
 
 
 class CalendarError(ValueError):
@@ -179,7 +191,8 @@ class Calendar:
         self.dates = frozenset(dates)
         self.always_open = not self.dates and country is None and _covers_week(self.week)
         self._holiday_years: dict[int, frozenset[date]] = {}
-        self._day_cache: dict[date, tuple[tuple[datetime, datetime], ...]] = {}
+        self._months: dict[int, tuple[tuple[int, int], ...]] = {}  # month number -> raw shift intervals
+        self._window = _EMPTY_WINDOW
 
     def __repr__(self) -> str:
         return f"Calendar({self.name!r}, {self.timezone.key!r})"
@@ -208,24 +221,24 @@ class Calendar:
         at = _utc(at)
         if self.always_open:
             return True
-        start, _ = next(self._intervals(at))
-        return start <= at
+        start, _ = self._interval_after(to_us(at))
+        return start <= to_us(at)
 
     def next_open(self, at: datetime) -> datetime:
         """`at` itself when open, else the instant work next starts."""
         at = _utc(at)
         if self.always_open:
             return at
-        start, _ = next(self._intervals(at))
-        return max(start, at)
+        start, _ = self._interval_after(to_us(at))
+        return max(from_us(start), at)
 
     def next_change(self, at: datetime) -> datetime | None:
         """The first instant after `at` at which open/closed flips; None for a calendar that never closes."""
         at = _utc(at)
         if self.always_open:
             return None
-        start, end = next(self._intervals(at))
-        return end if start <= at else start
+        start, end = self._interval_after(to_us(at))
+        return from_us(end if start <= to_us(at) else start)
 
     def intervals(self, start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
         """The working intervals inside [start, end), clipped, in order, adjacent shifts merged."""
@@ -235,77 +248,161 @@ class Calendar:
         if self.always_open:
             yield start, end
             return
-        for open_at, close_at in self._intervals(start):
-            if open_at >= end:
+        low, high = to_us(start), to_us(end)
+        _, _, _, starts, ends, _, _ = self._cover(low, high)
+        for index in range(bisect_right(ends, low), len(starts)):
+            if starts[index] >= high:
                 return
-            yield max(open_at, start), min(close_at, end)
+            yield from_us(max(starts[index], low)), from_us(min(ends[index], high))
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Business time in [start, end); negative when `end` is before `start`."""
         start, end = _utc(start), _utc(end)
-        if end < start:
-            return -self.between(end, start)
-        return sum((b - a for a, b in self.intervals(start, end)), ZERO)
+        return timedelta(microseconds=self.between_us(to_us(start), to_us(end)))
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The earliest instant at which `duration` of business time has passed since `start`."""
         start = _utc(start)
         if duration < ZERO:
             raise ValueError(f"cannot add a negative business duration ({duration})")
-        if duration == ZERO:
+        return from_us(self.add_us(to_us(start), duration // _TICK))
+
+    def between_us(self, start: int, end: int) -> int:
+        """`between` in epoch microseconds: business microseconds in [start, end), signed."""
+        if end < start:
+            return -self.between_us(end, start)
+        if self.always_open:
+            return end - start
+        window = self._window
+        if not (window[0] <= start and end <= window[1]):
+            window = self._cover(start, end)
+        _, _, _, starts, ends, cum, _ = window
+        i = bisect_right(starts, end) - 1
+        if i < 0:
+            return 0
+        close = ends[i]
+        total = cum[i] + (end if end < close else close) - starts[i]
+        i = bisect_right(starts, start) - 1
+        if i < 0:
+            return total
+        close = ends[i]
+        return total - cum[i] - (start if start < close else close) + starts[i]
+
+    def add_us(self, start: int, amount: int) -> int:
+        """`add` in epoch microseconds: the earliest instant `amount` business microseconds after `start`."""
+        if amount <= 0:
+            if amount < 0:
+                raise ValueError(f"cannot add a negative business duration ({timedelta(microseconds=amount)})")
             return start
         if self.always_open:
-            return start + duration
-        left = duration
-        for open_at, close_at in self._intervals(start):
-            open_at = max(open_at, start)
-            if left <= close_at - open_at:
-                return open_at + left
-            left -= close_at - open_at
-        raise AssertionError("unreachable: _intervals never ends")  # pragma: no cover
+            return start + amount
+        window = self._window
+        if not (window[0] <= start and start + amount <= window[1]):
+            window = self._cover(start, start + amount)  # business time never outruns wall time
+        while True:
+            _, high, reach, starts, ends, cum, cum_end = window
+            i = bisect_right(starts, start) - 1
+            done = 0 if i < 0 else cum[i] + min(start, ends[i]) - starts[i]
+            target = done + amount
+            if target <= reach:
+                i = bisect_left(cum_end, target)
+                return starts[i] + target - cum[i]
+            self._check_progress(start, ends[-1] if ends else start, high)
+            window = self._cover(start, high + (target - reach) + 31 * _DAY_US)
 
     # -- machinery ---------------------------------------------------------
+    #
+    # The window is one tuple, replaced whole, so a reader never sees half of a rebuild:
+    # (low, high, reach, starts, ends, cum, cum_end). starts/ends are the merged working intervals of the
+    # shifts starting in a run of whole local months (epoch microseconds), cum[i] the business time
+    # before starts[i] and cum_end[i] the business time at ends[i], counted from the window's start;
+    # reach is the business time at `high`. Business time between two instants of [low, high] is exact:
+    # a shift from a date before the months ends before `low`, one from a date after starts at `high`
+    # or later. Past `high` an interval may be cut short, so nothing beyond it is read.
 
-    def _intervals(self, at: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """Merged working intervals that end after `at`, in order, forever."""
-        day = at.astimezone(self.timezone).date() - timedelta(days=1)
-        current: list[datetime] | None = None
-        last_progress = day
+    def _interval_after(self, at: int) -> tuple[int, int]:
+        """The first merged working interval that ends after `at`, known whole (start, end)."""
+        window = self._cover(at, at)
         while True:
-            for open_at, close_at in self._day_intervals(day):
-                if current is not None and open_at <= current[1]:
-                    current[1] = max(current[1], close_at)
-                    continue
-                if current is not None and current[1] > at:
-                    yield current[0], current[1]
-                    last_progress = day
-                current = [open_at, close_at]
-            next_midnight = self._instant(day + timedelta(days=1), 0)
-            if current is not None and at < current[1] < next_midnight:
-                yield current[0], current[1]  # nothing starting on a later day can touch it
-                last_progress = day
-                current = None
-            day += timedelta(days=1)
-            if (day - last_progress).days > _MAX_SCAN_DAYS:
-                raise CalendarError(f"calendar {self.name!r} does not change between open and closed for "
-                                    f"ten years after {at.isoformat()}; check its hours and holidays")
+            _, high, _, starts, ends, _, _ = window
+            i = bisect_right(ends, at)
+            if i < len(ends) and ends[i] < high:  # a shift starting at or after `high` could extend it
+                return starts[i], ends[i]
+            self._check_progress(at, starts[i] if i < len(starts) else at, high)
+            window = self._cover(at, high + 366 * _DAY_US)
+
+    def _check_progress(self, at: int, last_change: int, high: int) -> None:
+        if high - max(at, last_change) > _MAX_SCAN_DAYS * _DAY_US:
+            raise CalendarError(f"calendar {self.name!r} does not change between open and closed for "
+                                f"ten years after {from_us(at).isoformat()}; check its hours and holidays")
+
+    def _cover(self, low: int, high: int) -> tuple:
+        """The window, grown (or rebuilt) so that instants from `low` to `high` are answered exactly."""
+        window = self._window
+        if window[0] <= low and high <= window[1]:
+            return window
+        # Shifts of a local date lie between its midnight and the midnight two days later, so whole months
+        # from two days before `low` to two days after `high` cover them; checked below all the same.
+        first, last = _month_of(self._local_date(low) - 2 * _ONE_DAY), _month_of(self._local_date(high) + 2 * _ONE_DAY)
+        while True:
+            window = self._build(first, last)
+            if window[0] <= low and high <= window[1]:
+                return window
+            first, last = first - (window[0] > low), last + (high > window[1])
+
+    def _build(self, first: int, last: int) -> tuple:
+        months = self._months
+        if months:
+            wider_first, wider_last = min(first, min(months)), max(last, max(months))
+            if wider_last - wider_first < _MAX_WINDOW_MONTHS:
+                first, last = wider_first, wider_last
+        kept = {m: months[m] if m in months else self._month_intervals(m) for m in range(first, last + 1)}
+        starts: list[int] = []
+        ends: list[int] = []
+        for month in range(first, last + 1):
+            for open_at, close_at in kept[month]:
+                if ends and open_at <= ends[-1]:  # starts never decrease, so this merges overlaps
+                    if close_at > ends[-1]:
+                        ends[-1] = close_at
+                else:
+                    starts.append(open_at)
+                    ends.append(close_at)
+        low = to_us(self._instant(_month_start(first) + _ONE_DAY, 0))
+        high = to_us(self._instant(_month_start(last + 1), 0))
+        cum: list[int] = []
+        cum_end: list[int] = []
+        total = 0
+        for open_at, close_at in zip(starts, ends, strict=True):
+            cum.append(total)
+            total += close_at - open_at
+            cum_end.append(total)
+        i = bisect_right(starts, high) - 1
+        reach = 0 if i < 0 else cum[i] + min(high, ends[i]) - starts[i]
+        self._months = kept
+        self._window = window = (low, high, reach, starts, ends, cum, cum_end)
+        return window
+
+    def _month_intervals(self, month: int) -> tuple[tuple[int, int], ...]:
+        """Epoch-microsecond intervals of the shifts starting on each local date of a month, in order."""
+        day, end = _month_start(month), _month_start(month + 1)
+        found = []
+        while day < end:
+            found.extend((to_us(a), to_us(b)) for a, b in self._day_intervals(day))
+            day += _ONE_DAY
+        return tuple(found)
+
+    def _local_date(self, at: int) -> date:
+        return from_us(at).astimezone(self.timezone).date()
 
     def _day_intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
-        """UTC intervals of the shifts starting on local `day` (empty on holidays), cached."""
-        cached = self._day_cache.get(day)
-        if cached is not None:
-            return cached
+        """UTC intervals of the shifts starting on local `day` (empty on holidays)."""
         shifts = () if self.is_holiday(day) else self.week[day.weekday()]
         found = []
         for shift in shifts:
             open_at, close_at = self._instant(day, shift.start), self._instant(day, shift.end)
             if close_at > open_at:  # a shift wholly inside a skipped hour is empty
                 found.append((open_at, close_at))
-        result = tuple(found)
-        if len(self._day_cache) >= _CACHE_DAYS:
-            self._day_cache.clear()
-        self._day_cache[day] = result
-        return result
+        return tuple(found)
 
     def _instant(self, day: date, minutes: int) -> datetime:
         """The first instant at which the local clock reads `day` + `minutes` (or later)."""
@@ -324,6 +421,28 @@ class Calendar:
             else:
                 high_s = middle
         return datetime.fromtimestamp(high_s, UTC)
+
+
+_ONE_DAY = timedelta(days=1)
+_EMPTY_WINDOW: tuple = (1, 0, 0, [], [], [], [])  # covers nothing: low > high
+
+
+def to_us(at: datetime) -> int:
+    """A tz-aware datetime as epoch microseconds (exact)."""
+    return (at - _EPOCH) // _TICK
+
+
+def from_us(at: int) -> datetime:
+    """Epoch microseconds as a UTC datetime."""
+    return _EPOCH + timedelta(microseconds=at)
+
+
+def _month_of(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def _month_start(month: int) -> date:
+    return date(month // 12, month % 12 + 1, 1)
 
 
 def _covers_week(week: tuple[tuple[Shift, ...], ...]) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.calendar import WEEKDAYS, Calendar, CalendarError, Shift, always, parse_weekday
+from bot.calendar import WEEKDAYS, Calendar, CalendarError, Shift, always, from_us, parse_weekday, to_us
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -207,7 +207,15 @@ def test_holidays_are_looked_up_once_per_year_and_days_once_each() -> None:
     end = uk.add(local(LONDON, 2024, 12, 2, 9), 30 * 8 * H)  # 30 business days
     assert end == local(LONDON, 2025, 1, 15, 17)  # Dec 25, 26 and Jan 1 are bank holidays
     assert set(uk._holiday_years) == {2024, 2025}
-    assert len(uk._day_cache) <= 48  # one look per calendar day, never per minute
+    assert len(uk._months) <= 4  # the working days are laid out once per month asked about, Nov to Feb
+
+
+def test_the_timeline_stays_bounded_however_far_apart_the_questions() -> None:
+    uk = Calendar("uk", "Europe/London", OFFICE, country="GB", subdivision="ENG")
+    for year in range(2000, 2060, 7):
+        assert uk.between(local(LONDON, year, 6, 1), local(LONDON, year, 6, 30)) > timedelta(0)
+        assert len(uk._months) <= 240  # twenty years at most; further questions start a new window
+    assert uk.add(local(LONDON, 2024, 12, 2, 9), 30 * 8 * H) == local(LONDON, 2025, 1, 15, 17)
 
 
 # -- daylight saving --------------------------------------------------------------------------------
@@ -350,3 +358,77 @@ def _open_by_wall_clock(calendar: Calendar, at: datetime) -> bool:
         if any(s.start <= minutes < s.end for s in calendar.week[day.weekday()]):
             return True
     return False
+
+
+# -- the timeline against a plain walk, day by day -------------------------------------------------------
+
+
+def _walk(calendar: Calendar, at: datetime):
+    """Reference: the merged working intervals ending after `at`, walking local dates one by one."""
+    day = at.astimezone(calendar.timezone).date() - timedelta(days=1)
+    current = None
+    while True:
+        for open_at, close_at in calendar._day_intervals(day):
+            if current is not None and open_at <= current[1]:
+                current[1] = max(current[1], close_at)
+                continue
+            if current is not None and current[1] > at:
+                yield current[0], current[1]
+            current = [open_at, close_at]
+        day += timedelta(days=1)
+        if current is not None and at < current[1] < calendar._instant(day, 0):  # later days cannot touch it
+            yield current[0], current[1]
+            current = None
+
+
+def _walk_between(calendar: Calendar, start: datetime, end: datetime) -> timedelta:
+    total = timedelta(0)
+    for open_at, close_at in _walk(calendar, start):
+        if open_at >= end:
+            return total
+        total += min(close_at, end) - max(open_at, start)
+    raise AssertionError("unreachable")
+
+
+def _walk_add(calendar: Calendar, start: datetime, duration: timedelta) -> datetime:
+    if duration == timedelta(0):
+        return start
+    for open_at, close_at in _walk(calendar, start):
+        open_at = max(open_at, start)
+        if duration <= close_at - open_at:
+            return open_at + duration
+        duration -= close_at - open_at
+    raise AssertionError("unreachable")
+
+
+wide_instants = st.datetimes(datetime(2019, 1, 1), datetime(2031, 1, 1), timezones=st.just(UTC))
+
+
+@settings(max_examples=150, deadline=None)
+@given(calendars(), st.lists(wide_instants, min_size=1, max_size=4), st.lists(durations, min_size=1, max_size=3),
+       st.sampled_from([None, -30, 30]))
+def test_timeline_answers_equal_a_day_by_day_walk(calendar: Calendar, moments: list[datetime],
+                                                  amounts: list[timedelta], far: int | None) -> None:
+    """Whatever was asked before (the window grows, or starts again far away), answers equal the plain walk."""
+    for start in moments:
+        if far is not None:  # a question thirty years away: the window starts again there
+            calendar.between(start + far * 365 * 24 * H, start + (far * 365 + 3) * 24 * H)
+        for end in moments:
+            if start <= end:
+                assert calendar.between(start, end) == _walk_between(calendar, start, end)
+        for amount in amounts:
+            assert calendar.add(start, amount) == _walk_add(calendar, start, amount)
+        first_open, first_close = next(_walk(calendar, start))
+        assert calendar.is_open(start) == (first_open <= start)
+        assert calendar.next_change(start) == (first_close if first_open <= start else first_open)
+
+
+@settings(max_examples=40, deadline=None)
+@given(calendars(), wide_instants, durations)
+def test_microsecond_arithmetic_equals_the_datetime_one(calendar: Calendar, start: datetime,
+                                                         amount: timedelta) -> None:
+    start_us, amount_us = to_us(start), amount // timedelta(microseconds=1)
+    assert from_us(calendar.add_us(start_us, amount_us)) == calendar.add(start, amount)
+    end = calendar.add(start, amount) + timedelta(hours=5)
+    assert calendar.between_us(start_us, to_us(end)) == calendar.between(start, end) // timedelta(microseconds=1)
+    assert calendar.between_us(to_us(end), start_us) == -calendar.between_us(start_us, to_us(end))
