@@ -4,9 +4,11 @@
     python -m bench.cycle --sizes 100000 --no-api
     python -m bench.cycle --sizes 10000 --variants full --cycles 10
 
-Each queue size runs in its own process (so peak memory is that size's): the
-seeded queue becomes a mirror of `Ticket`s exactly as the Zendesk connector
-maps them, the generated 200-rule file is loaded, and then, timed:
+Each queue size runs in its own process (so peak memory is that size's): a
+helper process plays the helpdesk, mapping the seeded queue into `Ticket`s
+exactly as the Zendesk connector does, and the measuring process reads them
+back with the state store's codec (as the runner loads its mirror), loads the
+generated 200-rule file, and then, timed:
 
   (a) first start: every ticket evaluated with no memory (everything that matches fires);
       restart / rules reload: every ticket evaluated again with the memory of a running bot;
@@ -59,16 +61,18 @@ def _reset_peak() -> bool:
 
 def run_size(tickets: int, variant: str, cycles: int, warmup: int, changed: int) -> dict:
     """Everything measured for one queue size, in this process."""
-    from bench import steady, workload
+    from bench import steady
     from bot.config import load_config_text
 
     out: dict = {"tickets": tickets, "variant": variant, "cores": os.cpu_count()}
     started = time.perf_counter()
-    queue = workload.open_queue(tickets)
-    text = workload.rules_yaml(queue, 200, without_sla=variant == "nosla")
-    now = queue.now
-    state = steady.State(workload.mirror(queue))
-    del queue
+    with tempfile.TemporaryDirectory(prefix="deskbot_mirror_") as tmp:
+        path = Path(tmp) / "mirror.jsonl"
+        subprocess.run([sys.executable, "-m", "bench.cycle", "--_dump", f"{tickets}:{variant}:{path}"],
+                       cwd=ROOT, check=True)
+        now, text, tickets_read = _read_dump(path)
+        state = steady.State(tickets_read)
+    del tickets_read
     gc.collect()
     out["setup_s"] = time.perf_counter() - started
     out["rss_mirror_mb"] = _status_kb("VmRSS") / 1024
@@ -99,6 +103,33 @@ def run_size(tickets: int, variant: str, cycles: int, warmup: int, changed: int)
     out["peak_rss_mb"] = _status_kb("VmHWM") / 1024
     out["rss_end_mb"] = _status_kb("VmRSS") / 1024
     return out
+
+
+def dump(tickets: int, variant: str, path: Path) -> None:
+    """Play the helpdesk: the seeded queue as the Zendesk connector maps it, written as the store keeps it.
+
+    Runs in its own process, so the sandbox that generates the queue never
+    counts toward the measured bot's memory: the bot reads the mirror back
+    with the store's codec, as the runner loads it from SQLite.
+    """
+    from bench import workload
+    from bot.state.codec import ticket_to_json, to_text
+
+    queue = workload.open_queue(tickets)
+    text = workload.rules_yaml(queue, 200, without_sla=variant == "nosla")
+    with path.open("w", encoding="utf-8") as out:
+        out.write(json.dumps({"now": to_text(queue.now), "rules": text}) + "\n")
+        for ticket in workload.mirror(queue):
+            out.write(ticket_to_json(ticket) + "\n")
+
+
+def _read_dump(path: Path) -> tuple:
+    from bot.state.codec import from_text, ticket_from_json
+
+    with path.open(encoding="utf-8") as lines:
+        head = json.loads(next(lines))
+        tickets = [ticket_from_json(line) for line in lines]
+    return from_text(head["now"]), head["rules"], tickets
 
 
 def summarize(result: dict) -> dict:
@@ -151,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-api", action="store_true", help="skip (d), API calls against the Zendesk sandbox")
     ap.add_argument("--json", help="write every measurement here")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
+    ap.add_argument("--_dump", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args._dump:
+        size, variant, path = args._dump.split(":", 2)
+        dump(int(size), variant, Path(path))
+        return 0
     if args._child:
         size, variant, out = args._child.split(":", 2)
         result = run_size(int(size), variant, args.cycles, args.warmup, args.changed)

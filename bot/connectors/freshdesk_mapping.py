@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from bot.connectors.payload import unmapped
 from bot.model import Directory, Priority, SlaDeadlines, Status, Ticket
 
 PLATFORM = "freshdesk"
@@ -34,6 +35,12 @@ CODE_BY_PRIORITY: Mapping[Priority, int] = MappingProxyType({p: c for c, p in PR
 
 # Names follow the neutral channel vocabulary of bot.sandbox.seed / Zendesk where the meaning is the same
 # (portal = web form, phone = phone); the rest keep Freshdesk's own meaning in snake_case.
+#: Record keys `to_ticket` turns into `Ticket` fields; the rest (the raw `*_due_by` included) stay in `raw`.
+MAPPED_KEYS = frozenset({
+    "id", "subject", "status", "priority", "created_at", "updated_at", "description", "description_text", "type",
+    "source", "tags", "group_id", "responder_id", "requester_id", "requester", "company_id", "company",
+    "custom_fields", "stats", "fr_escalated", "nr_escalated", "is_escalated",
+})
 CHANNEL_BY_SOURCE: Mapping[int, str] = MappingProxyType({
     1: "email", 2: "web", 3: "phone", 4: "forum", 5: "twitter", 6: "facebook", 7: "chat", 8: "mobihelp",
     9: "feedback_widget", 10: "outbound_email", 11: "ecommerce", 12: "bot", 13: "whatsapp",
@@ -245,5 +252,5 @@ def to_ticket(
         status_changed_at=parse_time(stats.get("status_updated_at")),
         solved_at=parse_time(stats.get("resolved_at")) or parse_time(stats.get("closed_at")),
         sla=sla_deadlines(raw, status, first_responded_at),
-        raw=MappingProxyType(dict(raw)),
+        raw=unmapped(raw, MAPPED_KEYS),
     )

@@ -3,7 +3,7 @@
 `to_ticket(raw, sideloads)` reads one ticket as the incremental export or
 `show_many` returns it, using the sideloaded users, groups, organizations and
 metric sets for names and clocks, so no extra call is needed per ticket.
-Unknown keys are kept in `Ticket.raw` and never fail the mapping.
+Keys it does not map are kept in `Ticket.raw` (`payload.unmapped`) and never fail the mapping.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from bot.connectors.payload import unmapped
 from bot.model import Agent, Directory, Group, Priority, SlaDeadlines, Status, Ticket
 
 PLATFORM = "zendesk"
@@ -30,6 +31,13 @@ _SLA_SLOTS: Mapping[str, str] = MappingProxyType({
     "first_reply_time": "first_reply_due_at",
     "next_reply_time": "next_reply_due_at",
     "total_resolution_time": "resolution_due_at",
+})
+
+#: Payload keys `to_ticket` turns into `Ticket` fields (or that only version the payload); the rest stay in `raw`.
+MAPPED_KEYS = frozenset({
+    "id", "url", "subject", "raw_subject", "description", "status", "priority", "type", "via", "tags",
+    "group_id", "assignee_id", "requester_id", "organization_id", "custom_fields", "fields", "created_at",
+    "updated_at", "generated_timestamp", "metric_set", "slas",
 })
 
 #: Zendesk's `via.channel` names where the shared vocabulary (and Freshdesk) says otherwise.
@@ -152,7 +160,7 @@ def to_ticket(raw: Mapping[str, Any], sideloads: Sideloads | None = None) -> Tic
         status_changed_at=parse_time(metrics.get("status_updated_at")),
         solved_at=parse_time(metrics.get("solved_at")),
         sla=sla_deadlines(raw),
-        raw=MappingProxyType(dict(raw)),
+        raw=unmapped(raw, MAPPED_KEYS),
     )
 
 

@@ -7,11 +7,14 @@ so SQL compares them correctly as text.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
+from sys import intern
+from types import MappingProxyType
 from typing import Any
 
-from bot.model import Priority, SlaDeadlines, Status, Ticket
+from bot.model import EMPTY, Priority, SlaDeadlines, Status, Ticket
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _TIME_FIELDS = {
@@ -30,14 +33,11 @@ def to_text(when: datetime | None) -> str | None:
 
 
 def from_text(text: str | None) -> datetime | None:
-    """The inverse of `to_text`; also accepts other ISO forms."""
+    """The inverse of `to_text`; also accepts other ISO forms (naive ones are taken as UTC)."""
     if not text:
         return None
-    try:
-        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(text)  # Python 3.11 reads `Z` and fractions itself, ~30x strptime's speed
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _plain(value: Any) -> Any:
@@ -79,23 +79,46 @@ def ticket_to_dict(ticket: Ticket) -> dict[str, Any]:
 
 
 def ticket_from_dict(data: dict[str, Any]) -> Ticket:
-    """Rebuild a ticket; unknown keys (from a newer version) are ignored."""
-    known = {f.name for f in fields(Ticket)} - {"related"}
-    kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+    """Rebuild a ticket; unknown keys (from a newer version) are ignored.
+
+    A mirror holds every open ticket, and most of their words repeat (platform,
+    group and people's names, tags, custom field keys): they are interned, so
+    100,000 tickets share one copy of each instead of holding their own.
+    """
+    kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in _KNOWN}
     for name in _TIME_FIELDS & kwargs.keys():
         kwargs[name] = from_text(kwargs[name])
-    if "sla" in kwargs:
-        sla = kwargs["sla"] or {}
-        kwargs["sla"] = SlaDeadlines(**{k: from_text(v) for k, v in sla.items()
-                                        if k in {s.name for s in fields(SlaDeadlines)}})
+    for name in _WORD_FIELDS & kwargs.keys():
+        if isinstance(kwargs[name], str):
+            kwargs[name] = intern(kwargs[name])
+    sla = kwargs.get("sla")
+    if sla is not None:
+        deadlines = {k: from_text(v) for k, v in sla.items() if k in _SLA_FIELDS and v}
+        kwargs["sla"] = SlaDeadlines(**deadlines) if deadlines else NO_DEADLINES
     if "status" in kwargs:
         kwargs["status"] = Status(kwargs["status"])
     if "priority" in kwargs:
         kwargs["priority"] = Priority(kwargs["priority"])
-    kwargs["tags"] = frozenset(kwargs.get("tags") or ())
-    kwargs["custom"] = dict(kwargs.get("custom") or {})
-    kwargs["raw"] = dict(kwargs.get("raw") or {})
+    kwargs["tags"] = frozenset(map(intern, kwargs.get("tags") or ()))
+    kwargs["custom"] = _words(kwargs.get("custom"))
+    kwargs["raw"] = _words(kwargs.get("raw"))
     return Ticket(**kwargs)
+
+
+_KNOWN = frozenset(f.name for f in fields(Ticket)) - {"related"}
+_SLA_FIELDS = frozenset(f.name for f in fields(SlaDeadlines))
+#: Text fields whose values repeat across tickets.
+_WORD_FIELDS = frozenset({"platform", "type", "channel", "group", "assignee", "assignee_email", "requester",
+                          "requester_email", "organization"})
+NO_DEADLINES = SlaDeadlines()
+
+
+def _words(mapping: Any) -> Mapping[str, Any]:
+    """A read-only mapping with interned keys (and short text values), or the shared empty one."""
+    if not mapping:
+        return EMPTY
+    return MappingProxyType({intern(k): intern(v) if isinstance(v, str) and len(v) <= 64 else v
+                             for k, v in mapping.items()})
 
 
 def ticket_to_json(ticket: Ticket) -> str:

@@ -71,6 +71,8 @@ def test_a_recorded_list_record_maps_to_the_neutral_ticket():
                                       resolution_due_at=at("2024-06-12T09:00:00Z"))
     assert ticket.last_customer_update_at == ticket.created_at == at("2024-06-10T09:00:00Z")
     assert ticket.raw["some_future_key"] == {"x": 1}  # unknown keys are kept, never fatal
+    assert ticket.raw["fr_due_by"] == RECORD["fr_due_by"]  # the platform's own deadlines stay readable
+    assert not {"subject", "stats", "custom_fields", "requester", "responder_id"} & set(ticket.raw)
 
 
 def test_a_record_without_includes_still_maps():

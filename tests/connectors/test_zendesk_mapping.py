@@ -90,9 +90,13 @@ def test_the_earliest_active_breach_wins_per_deadline():
     assert to_ticket(raw).sla.first_reply_due_at == at(11)
 
 
-def test_the_raw_payload_is_kept_whole_and_unknown_keys_do_not_fail():
-    ticket = to_ticket(RAW, sideloads())
-    assert ticket.raw["a_key_no_doc_lists"] == {"kept": True}
+def test_raw_keeps_the_keys_deskbot_does_not_map_and_unknown_keys_do_not_fail():
+    ticket = to_ticket({**RAW, "brand_id": 7, "external_id": None, "follower_ids": []}, sideloads())
+    assert ticket.raw["a_key_no_doc_lists"] == {"kept": True} and ticket.raw["brand_id"] == 7
+    # mapped keys live in typed fields only (a mirror of 100k tickets would hold each payload twice),
+    # and empty values say nothing
+    dropped = {"subject", "tags", "custom_fields", "via", "updated_at", "external_id", "follower_ids"}
+    assert not dropped & set(ticket.raw)
     assert ticket.tags == frozenset({"billing", "vip"})
 
 
