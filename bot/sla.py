@@ -22,16 +22,15 @@ without history can only breach early, never late.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
-from math import ceil, floor
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from bot.calendar import Calendar, always, check_holiday_region, expand_hours, load_zone
+from bot.calendar import Calendar, always, check_holiday_region, expand_hours, from_us, load_zone, to_us
 from bot.model import Priority, Status, Ticket
 from bot.rules.durations import parse_duration
 
@@ -202,6 +201,11 @@ def policy_for(ticket: Ticket, policies: Sequence[SlaPolicySpec]) -> SlaPolicySp
 
 
 # -- clocks ----------------------------------------------------------------------------------------
+#
+# Clock arithmetic runs on epoch microseconds (ints): a business-time sum is two bisects in the calendar's
+# timeline (`Calendar.between_us`, `add_us`). `ClockReader` compiles a file's policies once and reads a
+# ticket's clocks as `Reading`s, the few numbers conditions and next-change announcements need; `Clock`
+# is the same reading with every value as a datetime or timedelta, for messages and reports.
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,13 +216,23 @@ class StatusChange:
     status: Status
 
 
-@dataclass(frozen=True, slots=True)
 class Timeline:
-    """Where a clock runs: from `started_at`, minus pauses ((start, end or None=ongoing)), in a time base."""
+    """Where a clock runs: from `started_at`, minus pauses ((start, end or None=ongoing)), in a time base.
 
-    started_at: datetime
-    pauses: tuple[tuple[datetime, datetime | None], ...] = ()
-    calendar: Calendar | None = None  # None: calendar (wall) time
+    `calendar` None means calendar (wall) time. Not changed once built; `start_us` and `pauses_us` are the
+    same instants in epoch microseconds.
+    """
+
+    __slots__ = ("calendar", "pauses", "pauses_us", "start_us", "started_at")
+
+    def __init__(self, started_at: datetime, pauses: tuple[tuple[datetime, datetime | None], ...] = (),
+                 calendar: Calendar | None = None) -> None:
+        self.started_at, self.pauses, self.calendar = started_at, pauses, calendar
+        self.start_us = to_us(started_at)
+        self.pauses_us = tuple((to_us(a), None if b is None else to_us(b)) for a, b in pauses) if pauses else ()
+
+    def __repr__(self) -> str:
+        return f"Timeline({self.started_at!r}, {self.pauses!r}, {self.calendar!r})"
 
     def measure(self, start: datetime, end: datetime) -> timedelta:
         """Time-base length of [start, end), signed."""
@@ -230,25 +244,113 @@ class Timeline:
 
     def elapsed_until(self, at: datetime) -> timedelta:
         """Running time from the start to `at`, pauses excluded."""
-        at = max(at, self.started_at)
-        paused = sum((self.measure(a, min(b or at, at)) for a, b in self.pauses if a < at), ZERO)
-        return self.measure(self.started_at, at) - paused
+        return timedelta(microseconds=self.elapsed_us(to_us(at)))
 
     def instant_at(self, amount: timedelta) -> datetime | None:
         """The earliest instant the running time reaches `amount`; None if an ongoing pause comes first."""
-        if amount < ZERO:
+        found = self.instant_us(amount // TICK)
+        return None if found is None else from_us(found)
+
+    def elapsed_us(self, at: int) -> int:
+        """`elapsed_until` in epoch microseconds."""
+        start, calendar = self.start_us, self.calendar
+        if at < start:
+            at = start
+        total = calendar.between_us(start, at) if calendar else at - start
+        for pause_start, pause_end in self.pauses_us:
+            if pause_start < at:
+                end = at if pause_end is None or pause_end > at else pause_end
+                total -= calendar.between_us(pause_start, end) if calendar else end - pause_start
+        return total
+
+    def instant_us(self, amount: int) -> int | None:
+        """`instant_at` in epoch microseconds."""
+        if amount < 0:
             return None
-        cursor, left = self.started_at, amount
-        for pause_start, pause_end in self.pauses:
+        calendar = self.calendar
+        cursor, left = self.start_us, amount
+        for pause_start, pause_end in self.pauses_us:
             if pause_start > cursor:
-                stretch = self.measure(cursor, pause_start)
+                stretch = calendar.between_us(cursor, pause_start) if calendar else pause_start - cursor
                 if left <= stretch:
-                    return self.advance(cursor, left)
+                    break
                 left -= stretch
             if pause_end is None:
                 return None
             cursor = max(cursor, pause_end)
-        return self.advance(cursor, left)
+        return calendar.add_us(cursor, left) if calendar else cursor + left
+
+
+class Reading:
+    """One target's clock at `now`, in epoch microseconds: what conditions read and announcements need.
+
+    `elapsed` is the running time at `now` (or where the clock stopped or paused), `goal` the allowed
+    time, `deadline` None while a paused clock has time left; `percent` is `Clock.elapsed_percent`.
+    """
+
+    __slots__ = ("breached", "business", "deadline", "elapsed", "goal", "now", "paused", "percent", "policy",
+                 "source", "stopped_at", "target", "timeline")
+
+    def __init__(self, target: str, policy: str, source: str, business: bool, timeline: Timeline, goal: int,
+                 deadline: int | None, stopped_at: datetime | None, now: datetime, now_us: int) -> None:
+        ongoing = [a for a, b in timeline.pauses_us if b is None]
+        if stopped_at is not None:
+            frozen_at = to_us(stopped_at)
+        else:
+            frozen_at = ongoing[0] if ongoing else now_us
+        end = max(frozen_at, timeline.start_us)
+        elapsed = timeline.elapsed_us(end)
+        breached = deadline is not None and (end > deadline if stopped_at is not None else end >= deadline)
+        self.target, self.policy, self.source, self.business = target, policy, source, business
+        self.timeline, self.goal, self.deadline, self.stopped_at = timeline, goal, deadline, stopped_at
+        self.paused = stopped_at is None and bool(ongoing)
+        self.elapsed, self.breached, self.now = elapsed, breached, now
+        self.percent = elapsed * 100 / goal if goal > 0 else (100.0 if breached else 0.0)
+
+    @property
+    def running(self) -> bool:
+        """True when time alone moves this clock."""
+        return self.stopped_at is None and not self.paused
+
+    def next_change(self, now: int, breach: bool, marks: Sequence[tuple[int, int, int]] = (),
+                    after: bool = False) -> int | None:
+        """The first instant after `now` (epoch microseconds) at which the clock breaches or crosses a mark.
+
+        A mark (scale, add, divisor) is the elapsed time (goal * scale + add) / divisor, in microseconds:
+        a share of the goal, or the goal plus or minus a duration. See `next_change_at`.
+        """
+        if self.stopped_at is not None or self.paused:
+            return None
+        deadline = self.deadline
+        best = deadline if breach and deadline is not None and deadline > now else None
+        elapsed, goal = self.elapsed, self.goal
+        for scale, add, divisor in marks:
+            numerator = goal * scale + add
+            passed = numerator // divisor + 1
+            for target in (passed,) if after else (-(-numerator // divisor), passed):
+                if elapsed < target:
+                    instant = self.timeline.instant_us(target)
+                    if instant is not None and instant > now and (best is None or instant < best):
+                        best = instant
+                    break
+        return best
+
+    def clock(self) -> Clock:
+        """The same reading with datetimes and timedeltas."""
+        goal, elapsed = timedelta(microseconds=self.goal), timedelta(microseconds=self.elapsed)
+        remaining = goal - elapsed
+        if self.goal > 0:
+            share = self.elapsed / self.goal
+        else:
+            share = 1.0 if self.breached else 0.0
+        timeline = self.timeline
+        return Clock(target=self.target, policy=self.policy, source=self.source, business_hours=self.business,
+                     started_at=timeline.started_at, goal=goal,
+                     deadline=None if self.deadline is None else from_us(self.deadline), paused=self.paused,
+                     stopped=self.stopped_at is not None, stopped_at=self.stopped_at, elapsed=elapsed,
+                     remaining=remaining, elapsed_share=share, breached=self.breached,
+                     breached_for=max(ZERO, -remaining) if self.breached else ZERO, as_of=self.now,
+                     timeline=timeline)
 
 
 @dataclass(frozen=True)
@@ -290,39 +392,102 @@ class Clock:
         return not (self.stopped or self.paused)
 
 
+class _Policy:
+    """A policy compiled for reading clocks: who it covers, its calendar, and each target's goals in microseconds."""
+
+    __slots__ = ("calendar", "covers", "name", "pausing", "platform", "spec", "targets")
+
+    def __init__(self, spec: SlaPolicySpec, calendars: Mapping[str, Calendar]) -> None:
+        self.spec, self.name, self.platform = spec, spec.name, spec.source == "platform"
+        self.calendar = calendars.get(spec.calendar)
+        self.pausing = set(spec.pause_when)
+        self.covers = _matcher(spec.applies_to)
+        targets = []
+        for target in TARGETS:
+            goals: TargetSpec | None = getattr(spec.targets, target)
+            business = goals.business_hours if goals else True
+            by_priority = {p: (None if goals is None or goals.goal(p) is None else goals.goal(p) // TICK)
+                           for p in Priority}
+            if goals is not None or self.platform:
+                targets.append((target, business, by_priority))
+        self.targets = tuple(targets)
+
+    def read(self, ticket: Ticket, now: datetime, now_us: int,
+             history: Sequence[StatusChange] | None = None) -> dict[str, Reading]:
+        """Each target's reading for one ticket; targets that do not apply are absent."""
+        calendar = self.calendar
+        if calendar is None:
+            raise ValueError(f"policy '{self.name}' names unknown calendar '{self.spec.calendar}'")
+        pauses = _pauses(ticket, now, self.pausing, history) if self.pausing else ()
+        result: dict[str, Reading] = {}
+        for target, business, by_priority in self.targets:
+            span = _span(ticket, target, now)
+            if span is None:
+                continue
+            started_at, stopped_at = span
+            platform_deadline = getattr(ticket.sla, f"{target}_due_at") if self.platform else None
+            goal = by_priority[ticket.priority]
+            if platform_deadline is None and goal is None:
+                continue
+            own = _clip(pauses, started_at, stopped_at) if pauses else ()
+            if platform_deadline is not None:  # the helpdesk already moved its deadline for past pauses
+                own = tuple(p for p in own if p[1] is None) if stopped_at is None else ()
+            timeline = Timeline(started_at, own, calendar if business and not calendar.always_open else None)
+            if platform_deadline is not None:
+                deadline: int | None = to_us(platform_deadline)
+                goal = _measure_us(timeline, timeline.start_us, deadline)
+                source = "platform"
+            else:
+                assert goal is not None
+                deadline = timeline.instant_us(goal)
+                source = "deskbot"
+            result[target] = Reading(target, self.name, source, business, timeline, goal, deadline, stopped_at,
+                                     now, now_us)
+        return result
+
+
+def _measure_us(timeline: Timeline, start: int, end: int) -> int:
+    return timeline.calendar.between_us(start, end) if timeline.calendar else end - start
+
+
+def _matcher(applies: AppliesTo | None) -> Callable[[Ticket], bool]:
+    """`AppliesTo.matches` with its lists folded once."""
+    if applies is None:
+        return lambda ticket: True
+    groups = {name.casefold() for name in applies.groups}
+    tags = frozenset(applies.tags)
+    types = {name.casefold() for name in applies.types}
+    priorities = frozenset(applies.priorities)
+
+    def covers(ticket: Ticket) -> bool:
+        return ((not groups or (ticket.group or "").casefold() in groups)
+                and (not tags or not tags.isdisjoint(ticket.tags))
+                and (not types or (ticket.type or "").casefold() in types)
+                and (not priorities or ticket.priority in priorities))
+
+    return covers
+
+
+class ClockReader:
+    """A rules file's policies compiled once: each ticket's readings under the first policy that covers it."""
+
+    def __init__(self, policies: Sequence[SlaPolicySpec], calendars: Mapping[str, Calendar]) -> None:
+        self.policies = tuple(_Policy(policy, calendars) for policy in policies)
+
+    def read(self, ticket: Ticket, now: datetime, now_us: int | None = None,
+             history: Sequence[StatusChange] | None = None) -> dict[str, Reading]:
+        """Readings by target ({} when no policy covers the ticket)."""
+        for policy in self.policies:
+            if policy.covers(ticket):
+                return policy.read(ticket, now, to_us(now) if now_us is None else now_us, history)
+        return {}
+
+
 def clocks(ticket: Ticket, now: datetime, policy: SlaPolicySpec, calendars: Mapping[str, Calendar],
            history: Sequence[StatusChange] | None = None) -> dict[str, Clock]:
     """Each target's clock for one ticket under `policy`; targets that do not apply are absent."""
-    calendar = calendars.get(policy.calendar)
-    if calendar is None:
-        raise ValueError(f"policy '{policy.name}' names unknown calendar '{policy.calendar}'")
-    pauses = _pauses(ticket, now, set(policy.pause_when), history)
-    result: dict[str, Clock] = {}
-    for target in TARGETS:
-        span = _span(ticket, target, now)
-        if span is None:
-            continue
-        started_at, stopped_at = span
-        spec: TargetSpec | None = getattr(policy.targets, target)
-        platform_deadline = getattr(ticket.sla, f"{target}_due_at") if policy.source == "platform" else None
-        goal = spec.goal(ticket.priority) if spec else None
-        if platform_deadline is None and goal is None:
-            continue
-        business = spec.business_hours if spec else True
-        base = calendar if business and not calendar.always_open else None
-        own = _clip(pauses, started_at, stopped_at)
-        if platform_deadline is not None:  # the helpdesk already moved its deadline for past pauses
-            own = tuple(p for p in own if p[1] is None) if stopped_at is None else ()
-        timeline = Timeline(started_at, own, base)
-        if platform_deadline is not None:
-            deadline: datetime | None = platform_deadline
-            goal = timeline.measure(started_at, platform_deadline)
-        else:
-            assert goal is not None
-            deadline = timeline.instant_at(goal)
-        source = "platform" if platform_deadline is not None else "deskbot"
-        result[target] = _clock(target, policy.name, source, business, timeline, goal, deadline, stopped_at, now)
-    return result
+    found = _Policy(policy, calendars).read(ticket, now, to_us(now), history)
+    return {target: reading.clock() for target, reading in found.items()}
 
 
 def ticket_clocks(ticket: Ticket, now: datetime, policies: Sequence[SlaPolicySpec],
@@ -331,26 +496,6 @@ def ticket_clocks(ticket: Ticket, now: datetime, policies: Sequence[SlaPolicySpe
     """The clocks of the first policy covering the ticket ({} when none does)."""
     policy = policy_for(ticket, policies)
     return {} if policy is None else clocks(ticket, now, policy, calendars, history)
-
-
-def _clock(target: str, policy: str, source: str, business: bool, timeline: Timeline, goal: timedelta,
-           deadline: datetime | None, stopped_at: datetime | None, now: datetime) -> Clock:
-    ongoing = [a for a, b in timeline.pauses if b is None]
-    frozen_at = stopped_at if stopped_at is not None else (ongoing[0] if ongoing else None)
-    end = max(frozen_at or now, timeline.started_at)
-    elapsed = timeline.elapsed_until(end)
-    remaining = goal - elapsed
-    breached = deadline is not None and (end > deadline if stopped_at is not None else end >= deadline)
-    if goal > ZERO:
-        share = elapsed / goal
-    else:
-        share = 1.0 if breached else 0.0
-    return Clock(target=target, policy=policy, source=source, business_hours=business,
-                 started_at=timeline.started_at, goal=goal, deadline=deadline,
-                 paused=stopped_at is None and bool(ongoing), stopped=stopped_at is not None,
-                 stopped_at=stopped_at, elapsed=elapsed, remaining=remaining, elapsed_share=share,
-                 breached=breached, breached_for=max(ZERO, -remaining) if breached else ZERO,
-                 as_of=now, timeline=timeline)
 
 
 def _span(ticket: Ticket, target: str, now: datetime) -> tuple[datetime, datetime | None] | None:
@@ -434,22 +579,22 @@ def next_change_at(clock: Clock, now: datetime, *, breach: bool | None = None, p
         return None
     if breach is None:
         breach = percent is None and remaining is None and breached_for is None
-    candidates = [clock.deadline] if breach and clock.deadline is not None and clock.deadline > now else []
-    marks: list[Fraction] = []  # thresholds as elapsed microseconds, exactly
-    goal = clock.goal // TICK
+    marks = []
     if percent is not None:
-        marks.append(Fraction(percent) * goal / 100)
+        marks.append(percent_mark(percent))
     if remaining is not None:
-        marks.append(Fraction(goal - remaining // TICK))
+        marks.append((1, -(remaining // TICK), 1))
     if breached_for is not None:
-        marks.append(Fraction(goal + breached_for // TICK))
-    elapsed_now = clock.timeline.elapsed_until(now) // TICK
-    for mark in marks:
-        reached, passed = ceil(mark), floor(mark) + 1
-        for target in (passed,) if after else (reached, passed):
-            if elapsed_now < target:
-                instant = clock.timeline.instant_at(target * TICK)
-                if instant is not None and instant > now:
-                    candidates.append(instant)
-                break
-    return min(candidates, default=None)
+        marks.append((1, breached_for // TICK, 1))
+    now_us = to_us(now)
+    reading = Reading(clock.target, clock.policy, clock.source, clock.business_hours, clock.timeline,
+                      clock.goal // TICK, None if clock.deadline is None else to_us(clock.deadline), None, now, now_us)
+    found = reading.next_change(now_us, breach, marks, after)
+    return None if found is None else from_us(found)
+
+
+def percent_mark(percent: float) -> tuple[int, int, int]:
+    """A share of the goal as a mark for `Reading.next_change`, exactly (75 -> goal * 75 / 100)."""
+    numerator, denominator = Fraction(percent).as_integer_ratio() if not isinstance(percent, int | float) \
+        else percent.as_integer_ratio()
+    return numerator, 0, 100 * denominator

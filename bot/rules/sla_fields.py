@@ -18,24 +18,23 @@ could flip a comparison, so the engine re-checks a ticket exactly then.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.calendar import Calendar
+from bot.calendar import Calendar, from_us, to_us
 from bot.model import Ticket
 from bot.rules.fields import Field, Kind, register_prefix
 from bot.rules.operators import suggest
 from bot.sla import (
     TARGETS,
+    TICK,
     Clock,
+    ClockReader,
+    Reading,
     SlaPolicySpec,
     build_calendars,
-    next_change_at,
-    next_due,
-    next_due_change_at,
+    percent_mark,
     sla_problems,
-    ticket_clocks,
 )
 
 PREFIX = "sla."
@@ -57,22 +56,38 @@ _DOCS = {
 }
 
 
-@dataclass
 class SlaBinding:
-    """One rules file's policies and built calendars, with a one-entry memo of the last clocks read."""
+    """One rules file's policies and built calendars, with a one-entry memo of the last ticket's readings.
 
-    policies: tuple[SlaPolicySpec, ...]
-    calendars: Mapping[str, Calendar]
-    _last: tuple[Ticket | None, datetime | None, dict[str, Clock]] = field(default=(None, None, {}), repr=False)
+    Every SLA leaf of every rule asks for the same ticket at the same instant in turn (conditions, then
+    next-change announcements), so the clocks are computed once per ticket and evaluation.
+    """
+
+    def __init__(self, policies: tuple[SlaPolicySpec, ...], calendars: Mapping[str, Calendar]) -> None:
+        self.policies, self.calendars = policies, calendars
+        self.reader = ClockReader(policies, calendars)
+        self.last: tuple[Ticket | None, datetime | None, dict[str, Reading], int] = (None, None, {}, 0)
+        self._clocks: tuple[dict[str, Reading] | None, dict[str, Clock]] = (None, {})
+
+    def readings(self, ticket: Ticket, now: datetime) -> dict[str, Reading]:
+        """The ticket's clock readings at `now`."""
+        last_ticket, last_now, found, now_us = self.last
+        if last_ticket is ticket and last_now == now:
+            return found
+        if last_now != now:
+            now_us = to_us(now)
+        found = self.reader.read(ticket, now, now_us)
+        self.last = (ticket, now, found, now_us)
+        return found
 
     def clocks(self, ticket: Ticket, now: datetime) -> dict[str, Clock]:
         """The ticket's clocks at `now` (rules evaluated in one pass share one computation)."""
-        last_ticket, last_now, found = self._last
-        if last_ticket is ticket and last_now == now:
-            return found
-        found = ticket_clocks(ticket, now, self.policies, self.calendars)
-        self._last = (ticket, now, found)
-        return found
+        found = self.readings(ticket, now)
+        source, built = self._clocks
+        if source is not found:
+            built = {target: reading.clock() for target, reading in found.items()}
+            self._clocks = (found, built)
+        return built
 
 
 _BINDINGS: dict[int, tuple[Any, SlaBinding]] = {}
@@ -106,29 +121,89 @@ def sla_field(name: str, context: Any) -> Field:
         return _next_due_field(name, binding)
     target, measure = name.removeprefix(PREFIX).split(".")
     doc, example = (text.format(t=target.replace("_", " "), n=name) for text in _DOCS[measure])
-    read, kind, announce = _MEASURES[measure]
-
-    def getter(ticket: Ticket, now: datetime) -> Any:
-        clock = binding.clocks(ticket, now).get(target)
-        return read(clock) if clock is not None else (False if measure in ("breached", "running") else None)
+    kind, announces = _MEASURES[measure]
+    getter = _getter(binding, target, measure)
+    plans: dict[tuple[str, Any], tuple[bool, tuple[tuple[int, int, int], ...], bool]] = {}
 
     def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
-        clock = binding.clocks(ticket, now).get(target)
-        if clock is None or not clock.running or announce is None:
+        last_ticket, last_now, found, now_us = binding.last
+        if last_ticket is not ticket or last_now != now:
+            found = binding.readings(ticket, now)
+            now_us = binding.last[3]
+        reading = found.get(target)
+        if reading is None or reading.stopped_at is not None or reading.paused:
             return None
-        return announce(clock, now, list(_constants(const)), operator)
+        try:
+            plan = plans[(operator, const)]
+        except KeyError:
+            plan = plans[(operator, const)] = _announcement(measure, operator, const)
+        except TypeError:  # an unhashable constant
+            plan = _announcement(measure, operator, const)
+        breach, marks, after = plan
+        at = reading.next_change(now_us, breach, marks, after)
+        return None if at is None else from_us(at)
 
-    return Field(name, kind, doc, example, getter, next_change=next_change if announce else None,
+    return Field(name, kind, doc, example, getter, next_change=next_change if announces else None,
                  shorthand=_SHORTHAND.get(measure))
 
 
+def _getter(binding: SlaBinding, target: str, measure: str) -> Callable[[Ticket, datetime], Any]:
+    """The reading of one measure; each is written out because conditions call it for every ticket."""
+
+    def reading(ticket: Ticket, now: datetime) -> Reading | None:
+        last_ticket, last_now, found, _ = binding.last
+        if last_ticket is not ticket or last_now != now:
+            found = binding.readings(ticket, now)
+        return found.get(target)
+
+    if measure == "elapsed":
+        def getter(ticket: Ticket, now: datetime) -> Any:
+            last_ticket, last_now, found, _ = binding.last
+            if last_ticket is not ticket or last_now != now:
+                found = binding.readings(ticket, now)
+            r = found.get(target)
+            return None if r is None else r.percent
+    elif measure == "breached":
+        def getter(ticket: Ticket, now: datetime) -> Any:
+            last_ticket, last_now, found, _ = binding.last
+            if last_ticket is not ticket or last_now != now:
+                found = binding.readings(ticket, now)
+            r = found.get(target)
+            return False if r is None else r.breached
+    elif measure == "running":
+        def getter(ticket: Ticket, now: datetime) -> Any:
+            last_ticket, last_now, found, _ = binding.last
+            if last_ticket is not ticket or last_now != now:
+                found = binding.readings(ticket, now)
+            r = found.get(target)
+            return False if r is None else r.stopped_at is None
+    elif measure == "remaining":
+        def getter(ticket: Ticket, now: datetime) -> Any:
+            r = reading(ticket, now)
+            return None if r is None else timedelta(microseconds=r.goal - r.elapsed)
+    elif measure == "breached_for":
+        def getter(ticket: Ticket, now: datetime) -> Any:
+            r = reading(ticket, now)
+            return timedelta(microseconds=max(0, r.elapsed - r.goal)) if r is not None and r.breached else None
+    else:  # deadline
+        def getter(ticket: Ticket, now: datetime) -> Any:
+            r = reading(ticket, now)
+            return None if r is None or r.deadline is None else from_us(r.deadline)
+    return getter
+
+
 def _next_due_field(name: str, binding: SlaBinding) -> Field:
+    def due(ticket: Ticket, now: datetime) -> list[Reading]:
+        return [r for r in binding.readings(ticket, now).values()
+                if r.stopped_at is None and not r.paused and not r.breached and r.deadline is not None]
+
     def getter(ticket: Ticket, now: datetime) -> str | None:
-        return next_due(binding.clocks(ticket, now))
+        found = due(ticket, now)
+        return min(found, key=lambda r: (r.deadline, TARGETS.index(r.target))).target if found else None
 
     def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
-        at = next_due_change_at(binding.clocks(ticket, now))
-        return at if at is not None and at > now else None
+        at = min((r.deadline for r in due(ticket, now)), default=None)  # type: ignore[type-var]
+        return from_us(at) if at is not None and at > binding.last[3] else None
 
     return Field(name, Kind.CHOICE, "Which target (first_reply, next_reply, resolution) is due soonest among "
                  "running, unbreached clocks; empty when none is.", f"{name}: first_reply", getter,
@@ -141,47 +216,36 @@ def _constants(const: Any) -> Iterable[Any]:
     return (const,)
 
 
-def _earliest(instants: Iterable[datetime | None]) -> datetime | None:
-    return min((at for at in instants if at is not None), default=None)
-
-
 # A comparison flips when the clock first *passes* its threshold for `>` on a growing value (elapsed,
 # breached_for) and for `<` on a shrinking one (remaining); when it *reaches* it for `>=`/`<`; eq/ne both.
 _PASSES_GROWING = ("gt", "lte")
 _PASSES_SHRINKING = ("lt", "gte")
 
 
-def _remaining_changes(clock: Clock, now: datetime, consts: list[Any], operator: str) -> datetime | None:
-    after = operator in _PASSES_SHRINKING
-    durations = [c for c in consts if isinstance(c, timedelta)]
-    return _earliest(next_change_at(clock, now, remaining=c, after=after) for c in durations)
+def _announcement(measure: str, operator: str, const: Any) -> tuple[bool, tuple[tuple[int, int, int], ...], bool]:
+    """What a comparison waits for, once per (operator, constant): (the breach?, marks, strictly past?).
+
+    Marks are `Reading.next_change`'s: elapsed time as (goal * scale + add) / divisor microseconds.
+    """
+    consts = list(_constants(const))
+    durations = [c // TICK for c in consts if isinstance(c, timedelta)]
+    if measure == "remaining":  # crossed when elapsed reaches goal - threshold
+        return False, tuple((1, -d, 1) for d in durations), operator in _PASSES_SHRINKING
+    if measure == "elapsed":
+        numbers = [c for c in consts if isinstance(c, int | float) and not isinstance(c, bool)]
+        return False, tuple(percent_mark(c) for c in numbers), operator in _PASSES_GROWING
+    if measure == "breached_for":  # the breach itself too: empty becomes 0
+        return True, tuple((1, d, 1) for d in durations), operator in _PASSES_GROWING
+    return True, (), False  # breached
 
 
-def _elapsed_changes(clock: Clock, now: datetime, consts: list[Any], operator: str) -> datetime | None:
-    after = operator in _PASSES_GROWING
-    numbers = [c for c in consts if isinstance(c, int | float) and not isinstance(c, bool)]
-    return _earliest(next_change_at(clock, now, percent=c, after=after) for c in numbers)
-
-
-def _breach_changes(clock: Clock, now: datetime, consts: list[Any], operator: str) -> datetime | None:
-    return next_change_at(clock, now)
-
-
-def _breached_for_changes(clock: Clock, now: datetime, consts: list[Any], operator: str) -> datetime | None:
-    after = operator in _PASSES_GROWING
-    durations = [c for c in consts if isinstance(c, timedelta)]  # plus the breach: empty becomes 0
-    return _earliest([next_change_at(clock, now),
-                      *(next_change_at(clock, now, breached_for=c, after=after) for c in durations)])
-
-
-Announce = Callable[[Clock, datetime, list[Any], str], "datetime | None"]
-_MEASURES: dict[str, tuple[Callable[[Clock], Any], Kind, Announce | None]] = {
-    "remaining": (lambda c: c.remaining, Kind.DURATION, _remaining_changes),
-    "elapsed": (lambda c: c.elapsed_percent, Kind.NUMBER, _elapsed_changes),
-    "breached": (lambda c: c.breached, Kind.BOOL, _breach_changes),
-    "breached_for": (lambda c: c.breached_for if c.breached else None, Kind.DURATION, _breached_for_changes),
-    "deadline": (lambda c: c.deadline, Kind.ANY, None),
-    "running": (lambda c: not c.stopped, Kind.BOOL, None),
+_MEASURES: dict[str, tuple[Kind, bool]] = {  # the kind of value, and whether time alone changes it
+    "remaining": (Kind.DURATION, True),
+    "elapsed": (Kind.NUMBER, True),
+    "breached": (Kind.BOOL, True),
+    "breached_for": (Kind.DURATION, True),
+    "deadline": (Kind.ANY, False),
+    "running": (Kind.BOOL, False),
 }
 
 #: A bare value reads as a threshold: `elapsed: 75%` = at least 75%, `remaining: 30m` = 30m or less left,
