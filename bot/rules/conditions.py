@@ -93,6 +93,11 @@ class Node:
         """Rough price of evaluating this node, so `all`/`any` can try cheap children first."""
         raise NotImplementedError
 
+    def spans(self, bind: Callable[[Any], str]) -> tuple[str, str]:
+        """Two expressions over `t` and `now`: could this node hold, could it fail, whatever time-based
+        leaves say? Time-based leaves count as free (either way); every other leaf as it is now."""
+        raise NotImplementedError
+
 
 @dataclass
 class Leaf(Node):
@@ -126,6 +131,12 @@ class Leaf(Node):
 
     def leaves(self) -> list[Leaf]:
         return [self]
+
+    def spans(self, bind: Callable[[Any], str]) -> tuple[str, str]:
+        if self.field.time_based:
+            return "True", "True"
+        held = self.code(bind)
+        return held, f"(not {held})"
 
     @cached_property
     def text(self) -> str:
@@ -196,6 +207,13 @@ class Group(Node):
     def leaves(self) -> list[Leaf]:
         return [leaf for child in self.children for leaf in child.leaves()]
 
+    def spans(self, bind: Callable[[Any], str]) -> tuple[str, str]:
+        ordered = sorted(self.children, key=lambda child: child.cost())
+        can_hold, can_fail = zip(*(child.spans(bind) for child in ordered), strict=True)
+        if self.kind == "all":
+            return _all(can_hold), _any(can_fail)
+        return _any(can_hold), _all(can_fail)
+
     def cost(self) -> int:
         return sum(child.cost() for child in self.children)
 
@@ -216,6 +234,10 @@ class Not(Node):
 
     def leaves(self) -> list[Leaf]:
         return self.child.leaves()
+
+    def spans(self, bind: Callable[[Any], str]) -> tuple[str, str]:
+        can_hold, can_fail = self.child.spans(bind)
+        return can_fail, can_hold
 
     def cost(self) -> int:
         return self.child.cost()
@@ -298,6 +320,45 @@ def compile_batch(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, dateti
     lines.append("    return _m")
     exec(compile("\n".join(lines) + "\n", "<rules:batch>", "exec"), namespace)  # registry-made code only
     return namespace[name]
+
+
+def compile_open(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], list[int]]:
+    """One generated function: the numbers of the conditions that time alone could still flip.
+
+    A condition is open on a ticket when, with every time-based leaf free to go either way and every
+    other leaf as it is (those change only with the ticket), it could still hold and could still fail
+    (Kleene's three-valued logic, so it errs towards open). An assigned ticket is not open on a rule
+    `status is new and age > 2h`: that rule waits for the ticket to change, not for the clock. The
+    planner asks only open conditions when a ticket's verdicts next change.
+    """
+    namespace, bind = _namespace()
+    name = f"_open_{next(_counter)}"
+    lines = [f"def {name}(t, now):", "    _m = []"]
+    for number, root in roots:
+        test = _all(root.spans(bind))
+        if test == "False":
+            continue
+        lines.append(f"    if {test}:")
+        lines.append(f"        _m.append({int(number)})")
+    lines.append("    return _m")
+    exec(compile("\n".join(lines) + "\n", "<rules:open>", "exec"), namespace)  # registry-made code only
+    return namespace[name]
+
+
+def _all(parts: Sequence[str]) -> str:
+    """`a and b ...` with constants folded."""
+    if "False" in parts:
+        return "False"
+    parts = [part for part in parts if part != "True"]
+    return "(" + " and ".join(parts) + ")" if parts else "True"
+
+
+def _any(parts: Sequence[str]) -> str:
+    """`a or b ...` with constants folded."""
+    if "True" in parts:
+        return "True"
+    parts = [part for part in parts if part != "False"]
+    return "(" + " or ".join(parts) + ")" if parts else "False"
 
 
 def _node(raw: Any, path: Path, problems: list[Problem], context: Any) -> Node | None:

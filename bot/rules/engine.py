@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bot.model import Firing, Plan, PlannedAction, RuleMatch, Ticket
 from bot.rules.actions import CompiledAction
-from bot.rules.conditions import Condition, Leaf, Verdict, compile_batch
+from bot.rules.conditions import Condition, Leaf, Verdict, compile_batch, compile_open
 from bot.rules.templates import format_value
 
 if TYPE_CHECKING:
@@ -111,48 +111,58 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
 # generated function (`compile_batch`) returning the rules that hold, so a rule that does not hold
 # costs its cheapest failing leaf and no Python call (rules after a `stop` that acted are evaluated
 # too, and ignored: conditions are pure); (2) memory is read per ticket, not per (rule, ticket) pair;
-# (3) age thresholds of all rules are sorted once per age, so a ticket's next change is one bisect per
-# age instead of one computation per leaf; fields that announce their own changes (SLA clocks...)
-# are asked once per distinct comparison.
+# (3) a ticket's next change is asked only of the rules time could still flip on it
+# (`compile_open`: an assigned ticket does not wake at the thresholds of an unassigned-ticket rule),
+# with each rule's age thresholds sorted once (one bisect per age), and fields that announce their
+# own changes (SLA clocks...) asked once per distinct comparison.
 
 
 class _Index:
-    """Per rules file: every condition in one function, and every time threshold sorted."""
+    """Per rules file: every condition in one function, and each rule's time thresholds sorted."""
 
     def __init__(self, rules: tuple[CompiledRule, ...]):
         self.position = {rule.name: i for i, rule in enumerate(rules)}
         self.holding = compile_batch([(i, rule.condition.root) for i, rule in enumerate(rules)])
-        self.ages, self.announcing, self.unusual = _thresholds(rules)
+        self.open = compile_open([(i, rule.condition.root) for i, rule in enumerate(rules) if rule.time_based])
+        self.times = [_Thresholds(rule) for rule in rules]
 
     def next_change(self, ticket: Ticket, now: datetime) -> datetime | None:
-        """The earliest instant after `now` at which time alone could flip any rule's leaf."""
+        """The earliest instant after `now` at which time alone could flip the verdict of a rule."""
         best: datetime | None = None
-        for since, offsets in self.ages:
-            start = since(ticket)
-            if start is None:
-                continue
-            i = bisect_right(offsets, now - start)  # the first boundary start + offset > now
-            if i < len(offsets):
-                at = start + offsets[i]
-                if best is None or at < best:
+        starts: dict[object, datetime | None] = {}
+        asked: set[object] = set()
+        for position in self.open(ticket, now):
+            times = self.times[position]
+            for since, offsets in times.ages:
+                start = starts[since] if since in starts else starts.setdefault(since, since(ticket))
+                if start is None:
+                    continue
+                i = bisect_right(offsets, now - start)  # the first boundary start + offset > now
+                if i < len(offsets):
+                    at = start + offsets[i]
+                    if best is None or at < best:
+                        best = at
+            for key, leaf in times.announcing:
+                if key in asked:
+                    continue
+                asked.add(key)
+                at = leaf.next_change(ticket, now)
+                if at is not None and (best is None or at < best):
                     best = at
-        for leaf in self.announcing:
-            at = leaf.next_change(ticket, now)
-            if at is not None and (best is None or at < best):
-                best = at
-        for leaf in self.unusual:
-            at = leaf.next_change(ticket, now)
-            if at is not None and (best is None or at < best):
-                best = at
+            for leaf in times.unusual:
+                at = leaf.next_change(ticket, now)
+                if at is not None and (best is None or at < best):
+                    best = at
         return best
 
 
-def _thresholds(rules: tuple[CompiledRule, ...]) -> tuple[list, list[Leaf], list[Leaf]]:
-    """Every time leaf as (age start, sorted boundary offsets), announcing leaves, or leaves left as they are."""
-    offsets: dict[Callable[[Ticket], datetime | None], set[timedelta]] = {}
-    announcing: dict[object, Leaf] = {}
-    unusual: list[Leaf] = []
-    for rule in rules:
+class _Thresholds:
+    """One rule's time leaves: (age start, sorted boundary offsets), announcing leaves, leaves left as they are."""
+
+    def __init__(self, rule: CompiledRule):
+        offsets: dict[Callable[[Ticket], datetime | None], set[timedelta]] = {}
+        announcing: dict[object, Leaf] = {}
+        self.unusual: list[Leaf] = []
         for leaf in rule.condition.time_leaves:
             field, const = leaf.field, leaf.test.const
             if field.next_change is not None:
@@ -170,11 +180,11 @@ def _thresholds(rules: tuple[CompiledRule, ...]) -> tuple[list, list[Leaf], list
                 if not all(isinstance(offset, timedelta) for offset in found):
                     raise TypeError
             except TypeError:
-                unusual.append(leaf)  # Leaf.next_change decides (and fails), exactly as before
+                self.unusual.append(leaf)  # Leaf.next_change decides (and fails), exactly as before
                 continue
             offsets.setdefault(field.since, set()).update(found)  # type: ignore[arg-type]
-    ages = [(since, tuple(sorted(found))) for since, found in offsets.items()]
-    return ages, list(announcing.values()), unusual
+        self.ages = [(since, tuple(sorted(found))) for since, found in offsets.items()]
+        self.announcing = list(announcing.items())
 
 
 _INDEXES: dict[int, tuple[tuple[CompiledRule, ...], _Index]] = {}

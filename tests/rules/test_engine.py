@@ -125,6 +125,28 @@ def test_tickets_no_time_rule_can_change_have_no_next_check():
     assert plan([make_ticket(priority="low")], NOW, config, {}).next_check_at == {}
 
 
+def test_a_ticket_wakes_only_for_time_rules_its_other_conditions_leave_open():
+    config = make_config("""\
+- name: Unowned for an hour
+  when: {all: [{assignee: {is_empty: true}}, {since_created: {over: 1h}}]}
+  then: [{add_tags: unowned}]
+- name: Old or VIP
+  when: {any: [{tags: {has: vip}}, {since_created: {over: 2h}}]}
+  then: [{add_tags: look}]
+""")
+    fresh = dict(created_at="30m ago")
+    # unassigned, no vip tag: both rules can still flip; the first threshold wins
+    assert plan([make_ticket(**fresh)], NOW, config, {}).next_check_at == {
+        "zendesk:1": NOW + timedelta(minutes=30, microseconds=1)}
+    # assigned: the first rule waits for the ticket to change, not for the clock
+    assigned = make_ticket(assignee="Ana", assignee_id=5, **fresh)
+    assert plan([assigned], NOW, config, {}).next_check_at == {
+        "zendesk:1": NOW + timedelta(hours=1, minutes=30, microseconds=1)}
+    # assigned and vip: no rule can change with time alone
+    settled = make_ticket(assignee="Ana", assignee_id=5, tags=["vip"], **fresh)
+    assert plan([settled], NOW, config, {}).next_check_at == {}
+
+
 def test_plan_is_pure_same_inputs_same_plan():
     config = make_config(URGENT)
     tickets = [make_ticket(id=i, priority="urgent", status="open") for i in range(5)]
