@@ -4,14 +4,21 @@
 (into the outbox) in one transaction. `perform(platform)` then works through
 every open helpdesk intent of that helpdesk, this cycle's and any left over:
 
-1. one batched fresh read of the tickets (`connector.get_tickets`);
+1. the tickets: after a poll (`synced`), the mirror's copies, which this
+   cycle's sync just brought up to date (safe updates refuse a write if a human
+   changed the ticket since); one batched fresh read (`connector.get_tickets`)
+   for the rest: claims being recovered after a crash, actions whose write met
+   a conflict (unless the ticket came in this sync), tickets not in the mirror,
+   and every ticket when no sync preceded (the local tick);
 2. per intent: ticket gone -> skipped; a claim left by a crash whose effect is
    already visible -> done; too old -> expired; a human changed the field (or
    solved the ticket) since evaluation -> skipped; otherwise resolve the
    concrete write (round robin, least loaded) unless the ticket already shows it;
 3. claim them all (with the chosen write) in one transaction;
-4. one `connector.apply` with the writes merged per ticket (the connector
-   batches identical ones), then mark each done / failed / skipped.
+4. one `connector.apply` with the writes merged per ticket (notes of several
+   actions in one private note), then mark each done / failed / skipped; a
+   write refused by a safe-update conflict returns its action to planned, so
+   the next cycle decides it again on a fresh copy.
 
 If the apply's outcome is unknown (timeout, 5xx after retries, a crash), the
 claims stay `claimed` and step 2 of a later cycle settles them by reading the
@@ -23,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -34,10 +41,11 @@ from bot.errors import AuthError, Conflict, ConnectorError, PermissionDenied, Un
 from bot.logging_setup import event, get_logger
 from bot.model import EMPTY, Plan, PlannedAction, Target, Ticket
 from bot.runtime.crash import crash_point
-from bot.runtime.resolve import Picker, Resolution, Unresolvable, merge, moot, note_reference, resolve, visible
+from bot.runtime.resolve import Picker, Resolution, Unresolvable, fold, merge, moot, note_reference, resolve, visible
 from bot.shifts import roster_for
 from bot.state import Intent, IntentState, Mode, RecordedPlan, StateStore
 
+CONFLICT = "conflict: "  # how a released intent's error starts when a safe update refused its write
 _TRANSIENT = re.compile(r"\b(429|5\d\d)\b|timed? ?out|will be retried|unavailable|connection", re.IGNORECASE)
 
 
@@ -51,6 +59,7 @@ class ExecutionReport:
     expired: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
     error: ConnectorError | None = None
 
     @property
@@ -116,21 +125,45 @@ class Executor:
         return {p: self.perform(p, now=now) for p in platforms}
 
     # -- performing -------------------------------------------------------------
-    def perform(self, platform: str, *, now: datetime) -> ExecutionReport:
-        """Settle every open helpdesk intent of one helpdesk; connector errors end up in the report."""
+    def perform(self, platform: str, *, now: datetime, synced: Collection[str] | None = None) -> ExecutionReport:
+        """Settle every open helpdesk intent of one helpdesk; connector errors end up in the report.
+
+        `synced`: given right after a complete sync of this helpdesk's changes, the keys of the tickets
+        that sync brought; the mirror is then current and its copies are used instead of a fresh read.
+        """
         report = ExecutionReport()
         intents = self.store.open_intents(platform, Target.HELPDESK.value)
         if not intents:
             return report
         connector = self.connectors[platform]
         try:
-            fresh = {t.id: t for t in connector.get_tickets(sorted({i.ticket_id for i in intents}))}
+            fresh = self._tickets(intents, connector, synced)
             todo = self._triage(intents, fresh, connector, now, report)
             if todo:
                 self._act(connector, todo, fresh, now, report)
         except ConnectorError as error:
             report.error = error
         return report
+
+    def _tickets(self, intents: list[Intent], connector: Connector, synced: Collection[str] | None
+                 ) -> dict[int, Ticket]:
+        """The copy each intent is decided on: the just-synced mirror's, or one batched fresh read."""
+        read: set[str] = set()
+        if synced is None:
+            read = {i.ticket_key for i in intents}
+        else:
+            for intent in intents:
+                recovering = intent.state is IntentState.CLAIMED and intent.resolved is not None
+                conflicted = (intent.error or "").startswith(CONFLICT) and intent.ticket_key not in synced
+                if recovering or conflicted:
+                    read.add(intent.ticket_key)
+        mirrored = self.store.tickets({i.ticket_key for i in intents} - read)
+        read |= {i.ticket_key for i in intents if i.ticket_key not in read and i.ticket_key not in mirrored}
+        tickets = {t.id: t for t in mirrored.values()}
+        if read:
+            ids = sorted({i.ticket_id for i in intents if i.ticket_key in read})
+            tickets.update((t.id, t) for t in connector.get_tickets(ids))
+        return tickets
 
     def _triage(self, intents: list[Intent], fresh: dict[int, Ticket], connector: Connector, now: datetime,
                 report: ExecutionReport) -> list[tuple[Intent, Resolution]]:
@@ -260,7 +293,7 @@ class Executor:
             by_ticket.setdefault(intent.ticket_id, []).append((intent.key, resolution.change))
         rounds: list[list[tuple]] = []
         for ticket_id, parts in by_ticket.items():
-            for index, (change, keys) in enumerate(merge(parts, ticket_id)):
+            for index, (change, keys) in enumerate(fold(merge(parts, ticket_id))):
                 while len(rounds) <= index:
                     rounds.append([])
                 ticket = fresh.get(ticket_id)
@@ -276,7 +309,7 @@ class Executor:
             except Conflict as error:
                 for _, keys in batch:
                     for key in keys:
-                        self.store.release(key, now=now, error=f"conflict: {error}")
+                        self.store.release(key, now=now, error=f"{CONFLICT}{error}")
                 raise
             except Unavailable:
                 for _, keys in batch:  # outcome unknown: stays claimed, settled by a later read
@@ -301,6 +334,12 @@ class Executor:
             report.unknown.append(intent.key)  # no answer for it: settled by a later read
         elif result.ok:
             self._finish(intent, IntentState.DONE, now, summary, report.done)
+        elif result.conflict:
+            # nothing was written; back to planned, decided again next cycle on a re-read copy (moot, visible)
+            self.store.release(intent.key, now=now, error=f"{CONFLICT}{result.error}")
+            report.conflicts.append(intent.key)
+            event(self.log, "action", rule=intent.rule, ticket=intent.ticket_key, kind=intent.kind,
+                  result="conflict", detail=result.error)
         elif result.skipped:
             self._finish(intent, IntentState.SKIPPED, now, result.error or "skipped by the helpdesk",
                          report.skipped)
@@ -353,23 +392,10 @@ def _note_seen(connector: Connector, intent: Intent, ticket: Ticket) -> bool | N
 
 
 def _safe(change: TicketChange, ticket: Ticket | None) -> TicketChange:
-    """Ask for a safe update against the version we just read, where the connector supports it.
-
-    The fields being written carry the values just read, so a connector that meets a conflict can tell a
-    human's change to those fields (leave it) from an unrelated edit (retry).
-    """
+    """Ask for a safe update against the copy the decision was made on, where the connector supports it."""
     if ticket is None or ticket.updated_at is None:
         return change
-    expected: dict[str, object] = {}
-    if change.assignee_id is not None or change.unassign:
-        expected["assignee_id"] = ticket.assignee_id
-    if change.group_id is not None:
-        expected["group_id"] = ticket.group_id
-    if change.priority is not None:
-        expected["priority"] = ticket.priority.value
-    if change.status is not None:
-        expected["status"] = ticket.status.value
-    return replace(change, expected_updated_at=ticket.updated_at, expected=expected)
+    return replace(change, expected_updated_at=ticket.updated_at)
 
 
 def _human(delta: timedelta) -> str:

@@ -3,7 +3,8 @@
 A connector reads changes incrementally (`fetch_changes`, one page at a time so
 the caller can persist the cursor after each page), re-reads tickets in batches
 (`get_tickets`), reads the agent/group `directory`, and writes `TicketChange`s
-back in as few calls as the platform allows (`apply`). It maps payloads to
+back in as few calls as the platform allows (`apply`: Zendesk's per-ticket
+update_many bodies, Freshdesk one ticket at a time). It maps payloads to
 `bot.model.Ticket` at the boundary and raises `bot.errors.ConnectorError`
 subclasses, never SDK exceptions. Adding a helpdesk = one module implementing
 `Connector` plus one line in `bot/connectors/__init__.py`.
@@ -36,9 +37,6 @@ class TicketChange:
     `key` is the executor's idempotency key (also put in the private note's
     metadata where the platform allows). `expected_updated_at`, when set, asks
     for a safe update: the platform refuses if a human changed the ticket since.
-    `expected` holds the values the written fields had when the decision was
-    checked (`assignee_id`, `group_id`, `priority`, `status`): after a conflict
-    the connector retries only if a human left those fields alone.
     """
 
     ticket_id: int
@@ -52,34 +50,16 @@ class TicketChange:
     note: str | None = None
     unassign: bool = False
     expected_updated_at: Any = None
-    expected: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-    def same_change_as(self, other: TicketChange) -> bool:
-        """True when two changes differ only by ticket, so one bulk call can carry both."""
-        return (
-            self.assignee_id,
-            self.group_id,
-            self.priority,
-            self.status,
-            self.add_tags,
-            self.remove_tags,
-            self.note,
-            self.unassign,
-        ) == (
-            other.assignee_id,
-            other.group_id,
-            other.priority,
-            other.status,
-            other.add_tags,
-            other.remove_tags,
-            other.note,
-            other.unassign,
-        )
 
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    """The outcome of one `TicketChange`."""
+    """The outcome of one `TicketChange`.
+
+    `skipped`: not written on purpose (already in place, or a human changed what it writes).
+    `conflict`: the platform refused a safe update because the ticket changed since it was read;
+    nothing was written, and the change should be decided again on a fresh copy.
+    """
 
     ticket_id: int
     key: str
@@ -87,6 +67,7 @@ class ApplyResult:
     error: str | None = None
     ticket: Ticket | None = None
     skipped: bool = False
+    conflict: bool = False
 
 
 @dataclass
@@ -132,7 +113,7 @@ class Connector(Protocol):
         ...
 
     def apply(self, changes: Sequence[TicketChange]) -> list[ApplyResult]:
-        """Perform the changes, batching identical ones; one result per change."""
+        """Perform the changes in as few calls as the platform allows; one result per change, in order."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""Zendesk, as the runner sees it: changes in, tickets re-read, directory cached, writes batched.
+"""Zendesk, as the runner sees it: changes in, tickets re-read, directory cached, writes in bulk.
 
 Reads use the cursor-based incremental ticket export with sideloads, so one
 call per 1000 changed tickets fills whole `Ticket`s; the cursor is yielded with
@@ -227,11 +227,6 @@ class ZendeskConnector:
                     found[int(raw["id"])] = to_ticket(raw, side)
         return [found[i] for i in wanted if i in found]
 
-    def get_ticket_raw(self, ticket_id: int) -> Mapping[str, Any]:
-        """One ticket's current payload (the conflict path re-reads with this)."""
-        page = self.get_json(self.api_url(f"tickets/{ticket_id}.json"))
-        return page["ticket"]
-
     def directory(self, *, refresh: bool = False) -> Directory:
         """Agents, groups, memberships (and custom field names), read once and refreshed every TTL."""
         now = self.clock()
@@ -254,7 +249,7 @@ class ZendeskConnector:
     # --- writes ----------------------------------------------------------------------------------------
 
     def apply(self, changes: Sequence[TicketChange]) -> list[ApplyResult]:
-        """Perform the changes: identical ones through update_many, the rest one by one (safe update)."""
+        """Perform the changes: per-ticket bodies, 100 per update_many job, safe updates, jobs polled together."""
         return ZendeskWriter(self).apply(changes)
 
 

@@ -1,11 +1,23 @@
 """Writing `TicketChange`s to Zendesk in as few calls as its API allows, without clobbering humans.
 
-Identical changes to several tickets go through `update_many` (100 per job)
-and their job statuses are polled until completed or failed. A lone change is
-one `PUT /tickets/{id}` (a safe update when `expected_updated_at` is given;
-on 409 the ticket is re-read and the write retried once), plus the tag
-endpoints, which add and remove single tags instead of replacing the list a
-human may just have edited.
+Every change of an `apply()` goes through `PUT /tickets/update_many` with a
+`tickets` list of per-ticket bodies, at most 100 per job: the fields, the tags
+to add and remove (`additional_tags`/`remove_tags`, so a tag a human just set
+survives), the private note (`comment.public: false`), and `safe_update` with
+the `updated_stamp` of the copy the decision was made on. Then the jobs are
+polled, all unfinished ones in one `job_statuses/show_many` call per round,
+until each completes or fails, and each ticket's result in the job becomes
+that change's `ApplyResult`. n changes cost ceil(n/100) update_many calls plus
+the polls Zendesk needs to finish the jobs.
+
+A ticket whose safe update Zendesk refused (someone changed it after the read)
+comes back as a `conflict` result: nothing was written, and the executor leaves
+the action open, so the next cycle re-reads the ticket, drops the action if a
+human changed a field it writes, and writes it again otherwise.
+
+zenpy sends exactly this body: `client.tickets.update([Ticket, ...])` PUTs
+`{"tickets": [...]}` to update_many with each Ticket's dirty attributes, so no
+raw session call is needed.
 """
 
 from __future__ import annotations
@@ -21,17 +33,18 @@ from zenpy.lib.api_objects import Ticket as ZenpyTicket
 
 from bot.connectors.base import ApplyResult, TicketChange
 from bot.connectors.zendesk_http import platform_message
-from bot.connectors.zendesk_mapping import NAME_BY_STATUS, STATUS_BY_NAME, format_time
-from bot.errors import AuthError, Conflict, ConnectorError
-from bot.model import Status
+from bot.connectors.zendesk_mapping import NAME_BY_STATUS, format_time
+from bot.errors import AuthError, ConnectorError
 
 if TYPE_CHECKING:
     from bot.connectors.zendesk import ZendeskConnector
 
 log = logging.getLogger("bot.connectors.zendesk")
 
-BULK_LIMIT = 100
+BULK_LIMIT = 100  # tickets per update_many job, and job ids per job_statuses/show_many
 _DONE = ("completed", "failed", "killed")
+_CONFLICT = "UpdateConflict"
+_GONE = "RecordNotFound"
 
 
 @dataclass
@@ -52,31 +65,27 @@ class ZendeskWriter:
         self.client = connector.client
 
     def apply(self, changes: Sequence[TicketChange]) -> list[ApplyResult]:
-        """One result per change, in order; only an authentication failure raises."""
+        """One result per change, in order; only an authentication failure raises.
+
+        A ticket appears once per job (Zendesk's order within a job is its own), so a second change to the
+        same ticket goes in a later round, submitted after the first round's jobs finished.
+        """
         results: list[ApplyResult | None] = [None] * len(changes)
-        jobs: list[_Job] = []
-        singles: list[int] = []
-        for bucket in _buckets(changes):
-            if len(bucket) == 1:
-                singles.append(bucket[0])
-                continue
-            for start in range(0, len(bucket), BULK_LIMIT):
-                chunk = [(i, changes[i]) for i in bucket[start:start + BULK_LIMIT]]
-                job = self._submit(chunk, results)
+        for layer in _layers(changes):
+            jobs = []
+            for start in range(0, len(layer), BULK_LIMIT):
+                job = self._submit([(i, changes[i]) for i in layer[start:start + BULK_LIMIT]], results)
                 if job:
                     jobs.append(job)
-        for index in singles:  # while Zendesk works through the jobs
-            results[index] = self._single(changes[index])
-        self._await(jobs, results)
-        return [r if r is not None else ApplyResult(c.ticket_id, c.key, ok=False, error="not attempted")
-                for r, c in zip(results, changes, strict=True)]
-
-    # --- bulk --------------------------------------------------------------------------------------------
+            self._await(jobs, results)
+        return [r if r is not None else _failed(c, "not attempted") for r, c in zip(results, changes, strict=True)]
 
     def _submit(self, chunk: list[tuple[int, TicketChange]], results: list[ApplyResult | None]) -> _Job | None:
-        tickets = [zenpy_ticket(change, bulk=True) for _, change in chunk]
+        tickets = [zenpy_ticket(change) for _, change in chunk]
+        # A lost answer may hide a queued job: repeating it would add its notes twice, so only note-free jobs retry.
+        idempotent = all(change.note is None for _, change in chunk)
         try:
-            self.connector.call(lambda: self.client.tickets.update(tickets), idempotent=chunk[0][1].note is None)
+            self.connector.call(lambda: self.client.tickets.update(tickets), idempotent=idempotent)
         except AuthError:
             raise
         except ConnectorError as error:
@@ -89,18 +98,13 @@ class ZendeskWriter:
         return job
 
     def _await(self, jobs: list[_Job], results: list[ApplyResult | None]) -> None:
-        """Poll every unfinished job, one round per poll interval, until each completes or fails."""
+        """Poll the unfinished jobs, all of them per round (show_many), until each completes or fails."""
         pending = [job for job in jobs if not self._finish(job, results)]
         while pending:
             self.connector.sleep(self.connector.config.job_poll_interval)
+            for start in range(0, len(pending), BULK_LIMIT):
+                self._poll(pending[start:start + BULK_LIMIT])
             for job in list(pending):
-                try:
-                    self.connector.call(lambda job=job: self.client.job_status(id=job.id))
-                    job.status = (self.connector.session.last_json or {}).get("job_status") or {}
-                except AuthError:
-                    raise
-                except ConnectorError as error:
-                    job.status = {"status": "unknown", "message": str(error)}
                 job.polls += 1
                 if self._finish(job, results) or job.status.get("status") == "unknown":
                     pending.remove(job)
@@ -109,6 +113,25 @@ class ZendeskWriter:
                                   f"{job.polls} polls"}
                     self._finish(job, results, force=True)
                     pending.remove(job)
+
+    def _poll(self, jobs: list[_Job]) -> None:
+        """One status call for these jobs: `job_statuses/{id}` for one, `job_statuses/show_many` for several."""
+        try:
+            if len(jobs) == 1:
+                self.connector.call(lambda: self.client.job_status(id=jobs[0].id))
+                statuses = [(self.connector.session.last_json or {}).get("job_status") or {}]
+            else:
+                self.connector.call(lambda: self.client.job_status(ids=[job.id for job in jobs]))
+                statuses = list((self.connector.session.last_json or {}).get("job_statuses") or ())
+        except AuthError:
+            raise
+        except ConnectorError as error:
+            for job in jobs:
+                job.status = {"status": "unknown", "message": str(error)}
+            return
+        by_id = {str(s.get("id")): s for s in statuses if isinstance(s, Mapping)}
+        for job in jobs:
+            job.status = by_id.get(job.id) or {"status": "unknown", "message": "Zendesk no longer lists the job"}
 
     def _finish(self, job: _Job, results: list[ApplyResult | None], force: bool = False) -> bool:
         """Map a finished job's per-ticket results onto the changes; False while it is still running."""
@@ -123,6 +146,14 @@ class ZendeskWriter:
                 why = job.status.get("message") or state
                 results[index] = _failed(change, f"Zendesk job {job.id} gave no result for ticket "
                                                  f"{change.ticket_id} ({why}); it may or may not be applied")
+            elif item.get("error") == _CONFLICT:
+                results[index] = ApplyResult(
+                    change.ticket_id, change.key, ok=False, conflict=True,
+                    error=f"ticket {change.ticket_id} changed since deskbot read it (safe update refused in job "
+                          f"{job.id}); nothing written, the next cycle re-reads it and decides again")
+            elif item.get("error") == _GONE:  # deleted since the read: nothing left to act on
+                results[index] = ApplyResult(change.ticket_id, change.key, ok=False, skipped=True,
+                                             error="ticket no longer exists")
             elif item.get("success") is False or item.get("error") or item.get("errors"):
                 said = item.get("details") or item.get("error") or item.get("errors")
                 results[index] = _failed(change, f"Zendesk refused ticket {change.ticket_id} in job {job.id}: "
@@ -131,96 +162,25 @@ class ZendeskWriter:
                 results[index] = ApplyResult(change.ticket_id, change.key, ok=True)
         return True
 
-    # --- one ticket ----------------------------------------------------------------------------------------
 
-    def _single(self, change: TicketChange) -> ApplyResult:
-        """PUT the fields (and note), then add and remove tags; `ticket` is left None on purpose.
-
-        A write's answer has no sideloads or metrics, so a `Ticket` built from it would carry empty
-        clocks; the change moves the ticket's generated_timestamp, so the next export brings it whole.
-        """
-        try:
-            skipped = False
-            if ticket_fields(change):
-                skipped = self._update(change)
-            if change.add_tags and not skipped:
-                self._tags(self.client.tickets.add_tags, change.ticket_id, change.add_tags)
-            if change.remove_tags and not skipped:
-                self._tags(self.client.tickets.delete_tags, change.ticket_id, change.remove_tags)
-            return ApplyResult(change.ticket_id, change.key, ok=True, skipped=skipped)
-        except AuthError:
-            raise
-        except _LeftToHuman as error:
-            return ApplyResult(change.ticket_id, change.key, ok=False, skipped=True, error=str(error))
-        except ConnectorError as error:
-            return _failed(change, f"ticket {change.ticket_id}: {error}")
-
-    def _update(self, change: TicketChange) -> bool:
-        """PUT the change (safe when a stamp is known); on 409 re-read, then retry once. True: already done."""
-        try:
-            self._put(change, _stamp(change.expected_updated_at))
-            return False
-        except Conflict:
-            current = self.connector.get_ticket_raw(change.ticket_id)
-            if is_satisfied(change, current):
-                log.info("ticket %s already has deskbot's change (%s); nothing to write", change.ticket_id,
-                         change.key)
-                return True
-            moved = _moved_by_someone(change, current)
-            if moved:
-                raise _LeftToHuman(f"ticket {change.ticket_id}: {moved} changed by someone else since deskbot "
-                                   "read it; left as they set it, the next cycle re-evaluates it")
-            log.info("ticket %s changed since it was read; retrying once on its new state", change.ticket_id)
-            try:
-                self._put(change, str(current.get("updated_at")))
-                return False
-            except Conflict as again:
-                raise Conflict(f"ticket {change.ticket_id} changed again while deskbot retried ({again.status}); "
-                               "left as the human set it, the next cycle re-evaluates it",
-                               status=again.status, platform=again.platform)
-
-    def _put(self, change: TicketChange, stamp: str | None) -> None:
-        ticket = zenpy_ticket(change, stamp=stamp)
-        self.connector.call(lambda: self.client.tickets.update(ticket), idempotent=change.note is None)
-
-    def _tags(self, method: Any, ticket_id: int, tags: frozenset[str]) -> None:
-        self.connector.call(lambda: method(ticket_id, sorted(tags)))
-
-
-class _LeftToHuman(Exception):
-    """After a conflict: a human changed a field this write sets, so it must not be overwritten."""
-
-
-def _moved_by_someone(change: TicketChange, current: Mapping[str, Any]) -> str | None:
-    """The written fields whose values on the fresh ticket differ from what the decision saw."""
-    now = {
-        "assignee_id": current.get("assignee_id"),
-        "group_id": current.get("group_id"),
-        "priority": str(current.get("priority") or "normal"),
-        "status": STATUS_BY_NAME.get(str(current.get("status") or "open"), Status.OPEN).value,
-    }
-    moved = [name.removesuffix("_id") for name, seen in change.expected.items() if name in now and now[name] != seen]
-    return ", ".join(moved) or None
-
-
-def _buckets(changes: Sequence[TicketChange]) -> list[list[int]]:
-    """Indexes of changes that one bulk call can carry (same change, distinct tickets), in order."""
-    buckets: list[list[int]] = []
+def _layers(changes: Sequence[TicketChange]) -> list[list[int]]:
+    """Indexes of the changes in rounds where each ticket appears at most once, in order."""
+    layers: list[list[int]] = []
     tickets: list[set[int]] = []
     for index, change in enumerate(changes):
-        for bucket, ids in zip(buckets, tickets, strict=True):
-            if change.ticket_id not in ids and changes[bucket[0]].same_change_as(change):
-                bucket.append(index)
+        for layer, ids in zip(layers, tickets, strict=True):
+            if change.ticket_id not in ids:
+                layer.append(index)
                 ids.add(change.ticket_id)
                 break
         else:
-            buckets.append([index])
+            layers.append([index])
             tickets.append({change.ticket_id})
-    return buckets
+    return layers
 
 
 def ticket_fields(change: TicketChange) -> dict[str, Any]:
-    """The ticket attributes a change writes (tags go through their own endpoints when single)."""
+    """The ticket attributes a change writes, private note included (tags are separate)."""
     fields: dict[str, Any] = {}
     if change.unassign:
         fields["assignee_id"] = None
@@ -237,16 +197,15 @@ def ticket_fields(change: TicketChange) -> dict[str, Any]:
     return fields
 
 
-def zenpy_ticket(change: TicketChange, *, stamp: str | None = None, bulk: bool = False) -> ZenpyTicket:
-    """A zenpy Ticket whose dirty attributes are exactly what the change writes."""
+def zenpy_ticket(change: TicketChange) -> ZenpyTicket:
+    """A zenpy Ticket whose dirty attributes are exactly the change's per-ticket update_many body."""
     ticket = ZenpyTicket(id=change.ticket_id)
     values = ticket_fields(change)
-    if bulk:  # the bulk form adds and removes tags itself; safe updates are per ticket
-        stamp = _stamp(change.expected_updated_at)
-        if change.add_tags:
-            values["additional_tags"] = sorted(change.add_tags)
-        if change.remove_tags:
-            values["remove_tags"] = sorted(change.remove_tags)
+    if change.add_tags:
+        values["additional_tags"] = sorted(change.add_tags)
+    if change.remove_tags:
+        values["remove_tags"] = sorted(change.remove_tags)
+    stamp = _stamp(change.expected_updated_at)
     if stamp:
         values.update(safe_update=True, updated_stamp=stamp)
     if change.key:
@@ -254,17 +213,6 @@ def zenpy_ticket(change: TicketChange, *, stamp: str | None = None, bulk: bool =
     for name, value in values.items():
         setattr(ticket, name, value)  # setattr marks the attribute dirty, so zenpy sends it (even None)
     return ticket
-
-
-def is_satisfied(change: TicketChange, raw: Mapping[str, Any]) -> bool:
-    """True when the ticket already looks the way the change wants (a note never counts as done)."""
-    if change.note:
-        return False
-    for name, value in ticket_fields(change).items():
-        if raw.get(name) != value:
-            return False
-    tags = set(raw.get("tags") or ())
-    return change.add_tags <= tags and not (change.remove_tags & tags)
 
 
 def _stamp(value: Any) -> str | None:

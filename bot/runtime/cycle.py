@@ -208,7 +208,8 @@ class Cycle:
                 for key in resolved:
                     self._resolve_threads(key, tickets[key].status.value, now)
         if mode is Mode.LIVE and (act or self.store.open_intents(self.platform, "helpdesk")):
-            report.execution = self.executor.perform(self.platform, now=now)
+            # after a poll the mirror is as current as the sync that just ended: the executor writes from it
+            report.execution = self.executor.perform(self.platform, now=now, synced=self._fresh if act else None)
             if report.execution.error is not None:
                 raise report.execution.error
 

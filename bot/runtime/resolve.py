@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.connectors.base import TicketChange
@@ -195,3 +195,38 @@ def merge(parts: list[tuple[str, Mapping[str, Any]]], ticket_id: int) -> list[tu
             note=fields.get("note"), unassign=bool(fields.get("unassign")),
         ), keys))  # fmt: skip
     return out
+
+
+def fold(rounds: list[tuple[TicketChange, list[str]]]) -> list[tuple[TicketChange, list[str]]]:
+    """Fold one ticket's writes into the first that can carry them, so one body per ticket is the rule.
+
+    Two writes fold when every field both set has the same value and no tag is both added and removed;
+    their notes become one private note (each keeps its own reference line, so each is recognised later).
+    Writes that really disagree (two priorities) stay apart, in order.
+    """
+    out: list[tuple[TicketChange, list[str]]] = []
+    for change, keys in rounds:
+        for index, (into, into_keys) in enumerate(out):
+            both = _joined(into, change)
+            if both is not None:
+                out[index] = (both, into_keys + keys)
+                break
+        else:
+            out.append((change, list(keys)))
+    return out
+
+
+def _joined(a: TicketChange, b: TicketChange) -> TicketChange | None:
+    for name in ("assignee_id", "group_id", "priority", "status"):
+        if getattr(a, name) is not None and getattr(b, name) is not None and getattr(a, name) != getattr(b, name):
+            return None
+    if (a.unassign and b.assignee_id is not None) or (b.unassign and a.assignee_id is not None):
+        return None
+    if a.add_tags & b.remove_tags or a.remove_tags & b.add_tags:
+        return None
+    note = "\n\n".join(n for n in (a.note, b.note) if n) or None
+    return replace(a, assignee_id=a.assignee_id if a.assignee_id is not None else b.assignee_id,
+                   group_id=a.group_id if a.group_id is not None else b.group_id,
+                   priority=a.priority or b.priority, status=a.status or b.status,
+                   add_tags=a.add_tags | b.add_tags, remove_tags=a.remove_tags | b.remove_tags,
+                   note=note, unassign=a.unassign or b.unassign, key=a.key if a.note or not b.note else b.key)

@@ -2,8 +2,9 @@
 
 Implements the subset deskbot uses: the cursor-based incremental ticket
 export with sideloads, search export, tickets show / show_many / update /
-update_many (+ job statuses that move queued -> working -> completed over
-successive polls), the tag endpoints, users, groups, group memberships and
+update_many (per-ticket bodies or one body for `ids`; jobs that move queued
+-> working -> completed over successive polls, read one by one or with
+job_statuses/show_many), the tag endpoints, users, groups, group memberships and
 ticket fields. Every response carries rate-limit headers; the account limit
 and the export's 10/min are enforced on the injectable server clock, so the
 demo can run accelerated and tests never wait. Faults come from `SandboxApp`.
@@ -55,6 +56,7 @@ class ZendeskSandbox(ZendeskUpdates, SandboxApp):
         hide_recent: timedelta | None = None,
         too_recent: timedelta = timedelta(minutes=1),
         job_polls: int = 2,
+        job_seconds: float = 10.0,
         sla_policy: Mapping[str, Mapping[str, int]] | None = None,
     ):
         SandboxApp.__init__(self)
@@ -64,7 +66,8 @@ class ZendeskSandbox(ZendeskUpdates, SandboxApp):
         self.export_limit = export_limit
         self.hide_recent = hide_recent  # Zendesk hides the last minute of changes from the export
         self.too_recent = too_recent  # a start_time newer than this is a 422
-        self.job_polls = job_polls
+        self.job_polls = job_polls  # a job completes on this poll of its status...
+        self.job_seconds = job_seconds  # ...or this long after it was queued, polled or not
         self.jobs: dict[str, dict[str, Any]] = {}
         self._job_failure: str | None = None
         self._calls: deque[datetime] = deque()
@@ -78,6 +81,7 @@ class ZendeskSandbox(ZendeskUpdates, SandboxApp):
             ("GET", re.compile(r"/api/v2/tickets/(\d+)/comments" + _END), self._comments),
             ("GET", re.compile(r"/api/v2/tickets/" + _ID + "$"), self._show),
             ("PUT", re.compile(r"/api/v2/tickets/" + _ID + "$"), self._update),
+            ("GET", re.compile(r"/api/v2/job_statuses/show_many" + _END), self._job_statuses),
             ("GET", re.compile(r"/api/v2/job_statuses/([\w-]+?)" + _END), self._job_status),
             ("GET", re.compile(r"/api/v2/users/me" + _END), self._me),
             ("GET", re.compile(r"/api/v2/users" + _END), self._users),
@@ -93,6 +97,7 @@ class ZendeskSandbox(ZendeskUpdates, SandboxApp):
         try:
             self._authenticate(request)
             self._spend(request)
+            self.run_due_jobs()
             response = self._route(request)
         except ApiError as error:
             response = json_response(error.body, error.status, error.headers)
@@ -297,6 +302,16 @@ class ZendeskSandbox(ZendeskUpdates, SandboxApp):
 
     def _job_status(self, request: Request, job_id: str) -> Response:
         return json_response({"job_status": self.poll_job(job_id)})
+
+    def _job_statuses(self, request: Request) -> Response:
+        """`show_many?ids=a,b`: one poll of each listed job, unknown ids left out; at most 100 ids, like tickets'."""
+        ids = [i for i in request.args.get("ids", "").split(",") if i.strip()]
+        if not ids:
+            raise ApiError(400, {"error": "InvalidValue", "description": "ids is required"})
+        if len(ids) > 100:
+            raise ApiError(400, {"error": "TooManyValues", "description": "You have specified too many values "
+                                                                         "(max 100)", "max_count": 100})
+        return json_response({"job_statuses": [self.poll_job(i) for i in ids if i in self.jobs]})
 
     # --- people ---------------------------------------------------------------------------------------------
 

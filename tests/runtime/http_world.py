@@ -125,8 +125,9 @@ class TimedZendesk(ZendeskSandbox):
 
     # -- reading the log --------------------------------------------------------------------------
     def ticket_writes(self, since: int = 0) -> Counter:
-        """Successful single-ticket writes (PUT ticket, tag add/remove) per ticket id, from the request log."""
-        counts: Counter = Counter()
+        """Successful writes per ticket id: single-ticket calls (PUT ticket, tag add/remove) from the request
+        log, and each ticket an update_many job (requested at `since` or later) changed."""
+        counts: Counter = Counter(self.job_writes(since))
         for request in self.requests[since:]:
             match = _TICKET_WRITE.match(request.path)
             if match and request.method in ("PUT", "POST", "DELETE") and request.status < 300:

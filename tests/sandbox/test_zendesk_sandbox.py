@@ -278,6 +278,52 @@ def test_update_many_reports_failures_per_ticket_and_refuses_over_100(api, zd):
     assert many.status_code == 400 and many.json()["error"] == "TooManyValues"
 
 
+def test_update_many_takes_a_body_per_ticket_with_tags_note_and_safe_update(api, zd, clock):
+    one, two, three = [t.id for t in zd.queue.tickets if t.status == "open"][:3]
+    zd.human_update(one, tags=["human", "stale"])
+    stamps = {i: zd.ticket(i)["updated_at"] for i in (one, two, three)}
+    clock.advance(60)
+    zd.human_update(three, subject="Edited while the bot decided")
+    zd.job_polls = 0
+    job = api("PUT", "tickets/update_many", json={"tickets": [
+        {"id": one, "priority": "urgent", "additional_tags": ["bot"], "remove_tags": ["stale"],
+         "comment": {"body": "Raised by deskbot", "public": False}, "safe_update": True, "updated_stamp": stamps[one]},
+        {"id": two, "status": "pending", "safe_update": True, "updated_stamp": stamps[two]},
+        {"id": three, "priority": "low", "safe_update": True, "updated_stamp": stamps[three]},
+    ]}).json()["job_status"]
+    ok, also_ok, conflict = job["results"]
+    assert (ok["success"], also_ok["success"], conflict["success"]) == (True, True, False)
+    assert (conflict["id"], conflict["error"]) == (three, "UpdateConflict")
+    assert zd.ticket(one)["priority"] == "urgent" and zd.ticket(one)["tags"] == ["bot", "human"]
+    assert zd.private_notes(one)[-1] == "Raised by deskbot"
+    assert zd.ticket(two)["status"] == "pending"
+    assert zd.ticket(three)["priority"] != "low", "a refused safe update writes nothing"
+
+
+def test_a_job_nobody_polls_still_runs_after_job_seconds(api, zd, clock):
+    ticket_id = first(zd, "open")
+    api("PUT", "tickets/update_many", json={"tickets": [{"id": ticket_id, "priority": "urgent"}]})
+    clock.advance(zd.job_seconds - 1)
+    assert api("GET", f"tickets/{ticket_id}").json()["ticket"]["priority"] != "urgent"
+    clock.advance(1)
+    assert api("GET", f"tickets/{ticket_id}").json()["ticket"]["priority"] == "urgent"
+    assert zd.job_writes() == {ticket_id: 1}
+
+
+def test_several_jobs_are_polled_in_one_show_many_call(api, zd):
+    ids = [t.id for t in zd.queue.tickets if t.status == "open"][:2]
+    jobs = [api("PUT", "tickets/update_many", json={"tickets": [{"id": i, "priority": "high"}]}).json()["job_status"]
+            for i in ids]
+    both = ",".join(j["id"] for j in jobs)
+    working = api("GET", "job_statuses/show_many.json", params={"ids": both}).json()["job_statuses"]
+    done = api("GET", "job_statuses/show_many.json", params={"ids": both + ",V3-unknown"}).json()["job_statuses"]
+    assert [j["status"] for j in working] == ["working", "working"]
+    assert [(j["id"], j["status"]) for j in done] == [(j["id"], "completed") for j in jobs]
+    assert all(zd.ticket(i)["priority"] == "high" for i in ids)
+    too_many = api("GET", "job_statuses/show_many.json", params={"ids": ",".join(f"V3-{n}" for n in range(101))})
+    assert too_many.status_code == 400 and too_many.json()["error"] == "TooManyValues"
+
+
 # --- people and fields ------------------------------------------------------------------------------------
 
 
