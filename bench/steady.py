@@ -68,6 +68,9 @@ class State:
             else:
                 self.next_at[key] = at
                 heapq.heappush(self._heap, (at, key))
+        if len(self._heap) > 2 * len(self.next_at) + 1024:  # as the store's due index: no stale entries kept
+            self._heap = [(at, key) for key, at in self.next_at.items()]
+            heapq.heapify(self._heap)
 
     def due(self, now: datetime) -> list[str]:
         """Keys whose next check has come (stale heap entries are skipped, as a re-indexed row would be)."""

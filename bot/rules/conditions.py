@@ -322,26 +322,40 @@ def compile_batch(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, dateti
     return namespace[name]
 
 
-def compile_open(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], list[int]]:
-    """One generated function: the numbers of the conditions that time alone could still flip.
+def compile_verdicts(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], tuple[list[int], list[int]]]:
+    """`compile_batch`, also answering which conditions time alone could still flip on the ticket.
 
     A condition is open on a ticket when, with every time-based leaf free to go either way and every
     other leaf as it is (those change only with the ticket), it could still hold and could still fail
     (Kleene's three-valued logic, so it errs towards open). An assigned ticket is not open on a rule
-    `status is new and age > 2h`: that rule waits for the ticket to change, not for the clock. The
-    planner asks only open conditions when a ticket's verdicts next change.
+    `status is new and age > 2h`: that rule waits for the ticket to change, not for the clock, and
+    the planner asks only open conditions when a ticket's verdicts next change. For the usual shape,
+    an `all` of plain tests and time tests, the plain tests are evaluated once for both answers.
     """
     namespace, bind = _namespace()
-    name = f"_open_{next(_counter)}"
-    lines = [f"def {name}(t, now):", "    _m = []"]
+    name = f"_verdicts_{next(_counter)}"
+    lines = [f"def {name}(t, now):", "    _m = []", "    _o = []"]
     for number, root in roots:
-        test = _all(root.spans(bind))
-        if test == "False":
+        number = int(number)
+        if not any(leaf.field.time_based for leaf in root.leaves()):
+            lines += [f"    if {root.code(bind)}:", f"        _m.append({number})"]
             continue
-        lines.append(f"    if {test}:")
-        lines.append(f"        _m.append({int(number)})")
-    lines.append("    return _m")
-    exec(compile("\n".join(lines) + "\n", "<rules:open>", "exec"), namespace)  # registry-made code only
+        timeless = [c for c in getattr(root, "children", ()) if not any(x.field.time_based for x in c.leaves())]
+        if isinstance(root, Group) and root.kind == "all" and timeless:
+            timed = sorted((c for c in root.children if c not in timeless), key=lambda child: child.cost())
+            spans = [child.spans(bind) for child in timed]
+            still_open = _all([_all([held for held, _ in spans]), _any([failed for _, failed in spans])])
+            lines.append(f"    if {_all([c.code(bind) for c in sorted(timeless, key=lambda c: c.cost())])}:")
+            if still_open != "False":
+                lines += [f"        if {still_open}:", f"            _o.append({number})"]
+            lines += [f"        if {_all([child.code(bind) for child in timed])}:", f"            _m.append({number})"]
+            continue
+        lines += [f"    if {root.code(bind)}:", f"        _m.append({number})"]
+        still_open = _all(root.spans(bind))
+        if still_open != "False":
+            lines += [f"    if {still_open}:", f"        _o.append({number})"]
+    lines.append("    return _m, _o")
+    exec(compile("\n".join(lines) + "\n", "<rules:verdicts>", "exec"), namespace)  # registry-made code only
     return namespace[name]
 
 

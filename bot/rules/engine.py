@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bot.model import Firing, Plan, PlannedAction, RuleMatch, Ticket
 from bot.rules.actions import CompiledAction
-from bot.rules.conditions import Condition, Leaf, Verdict, compile_batch, compile_open
+from bot.rules.conditions import Condition, Leaf, Verdict, compile_verdicts
 from bot.rules.templates import format_value
 
 if TYPE_CHECKING:
@@ -55,13 +55,14 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
     next_check: dict[str, datetime] = {}
     rules = config.active_rules
     index = _index_for(rules)
-    holding = index.holding
+    verdicts = index.verdicts
     tickets = tickets if isinstance(tickets, list | tuple) else list(tickets)
     remembered = _by_ticket(memory, rules, len(tickets))
+    fired_now: dict[int, Firing] = {}  # Firing is frozen: one per occurrence number serves every ticket
     for ticket in tickets:
         key = ticket.key
         soonest: datetime | None = None
-        held = holding(ticket, now)  # positions of the rules whose condition holds, in file order
+        held, still_open = verdicts(ticket, now)  # positions of rules that hold / time could flip, in file order
         entries = remembered(key)
         if entries:  # rules that do not hold still see their memory, to record a falling edge
             visit: Iterable[int] = sorted({*held, *(index.position[name] for name in entries)})
@@ -79,7 +80,10 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
                     fire = now - before.fired_at >= rule.repeat
                 if fire:
                     occurrence = (before.occurrence if before else 0) + 1
-                    updates[slot] = Firing(True, occurrence, now)
+                    firing = fired_now.get(occurrence)
+                    if firing is None:
+                        firing = fired_now[occurrence] = Firing(True, occurrence, now)
+                    updates[slot] = firing
                     matches.append(_match(rule, ticket, now, occurrence))
                     fired_at = now
                 else:
@@ -96,7 +100,7 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
             elif before is not None and before.matching:
                 updates[(rule.name, key)] = Firing(False, before.occurrence, before.fired_at)
         if not stopped:
-            at = index.next_change(ticket, now)
+            at = index.next_change(ticket, now, still_open)
             if at is not None and (soonest is None or at < soonest):
                 soonest = at
         if soonest is not None:
@@ -108,11 +112,11 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
 #
 # The loop above gives the same plan as testing every rule on every ticket, one after the other, and
 # asking every time-based rule for its next change, for less: (1) all conditions of the file are one
-# generated function (`compile_batch`) returning the rules that hold, so a rule that does not hold
+# generated function (`compile_verdicts`) returning the rules that hold, so a rule that does not hold
 # costs its cheapest failing leaf and no Python call (rules after a `stop` that acted are evaluated
 # too, and ignored: conditions are pure); (2) memory is read per ticket, not per (rule, ticket) pair;
 # (3) a ticket's next change is asked only of the rules time could still flip on it
-# (`compile_open`: an assigned ticket does not wake at the thresholds of an unassigned-ticket rule),
+# (the same function's second answer: an assigned ticket does not wake at the thresholds of an unassigned-ticket rule),
 # with each rule's age thresholds sorted once (one bisect per age), and fields that announce their
 # own changes (SLA clocks...) asked once per distinct comparison.
 
@@ -122,16 +126,15 @@ class _Index:
 
     def __init__(self, rules: tuple[CompiledRule, ...]):
         self.position = {rule.name: i for i, rule in enumerate(rules)}
-        self.holding = compile_batch([(i, rule.condition.root) for i, rule in enumerate(rules)])
-        self.open = compile_open([(i, rule.condition.root) for i, rule in enumerate(rules) if rule.time_based])
+        self.verdicts = compile_verdicts([(i, rule.condition.root) for i, rule in enumerate(rules)])
         self.times = [_Thresholds(rule) for rule in rules]
 
-    def next_change(self, ticket: Ticket, now: datetime) -> datetime | None:
-        """The earliest instant after `now` at which time alone could flip the verdict of a rule."""
+    def next_change(self, ticket: Ticket, now: datetime, still_open: Iterable[int]) -> datetime | None:
+        """The earliest instant after `now` at which time alone could flip one of these rules' verdicts."""
         best: datetime | None = None
         starts: dict[object, datetime | None] = {}
         asked: set[object] = set()
-        for position in self.open(ticket, now):
+        for position in still_open:
             times = self.times[position]
             for since, offsets in times.ages:
                 start = starts[since] if since in starts else starts.setdefault(since, since(ticket))
