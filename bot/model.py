@@ -102,11 +102,12 @@ class Ticket:
     #: Facts derived from the whole mirror (e.g. the requester's other open tickets), filled by the
     #: runner before planning; never stored and not part of the ticket's identity.
     related: Mapping[str, Any] = field(default_factory=lambda: EMPTY, compare=False)
+    #: Identity across platforms, e.g. `zendesk:1042`; made once, because the planner, the memory and
+    #: the due index all key by it (one shared string per ticket instead of one per use).
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        """Identity across platforms, e.g. `zendesk:1042`."""
-        return f"{self.platform}:{self.id}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.platform}:{self.id}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ def ticket_to_dict(ticket: Ticket) -> dict[str, Any]:
     """Every field of a ticket, JSON-safe."""
     out: dict[str, Any] = {}
     for f in fields(Ticket):
-        if f.name == "related":  # derived from the mirror before each plan; never stored
+        if f.name == "related" or not f.init:  # derived (from the mirror, or the platform and id); never stored
             continue
         value = getattr(ticket, f.name)
         if f.name == "sla":
@@ -105,7 +105,7 @@ def ticket_from_dict(data: dict[str, Any]) -> Ticket:
     return Ticket(**kwargs)
 
 
-_KNOWN = frozenset(f.name for f in fields(Ticket)) - {"related"}
+_KNOWN = frozenset(f.name for f in fields(Ticket) if f.init) - {"related"}
 _SLA_FIELDS = frozenset(f.name for f in fields(SlaDeadlines))
 #: Text fields whose values repeat across tickets.
 _WORD_FIELDS = frozenset({"platform", "type", "channel", "group", "assignee", "assignee_email", "requester",

@@ -31,7 +31,7 @@ else:  # until bot.model.Ticket carries `related`, a subclass stands in for it
 
 def related_ticket(number: int, **fields_: Any) -> Ticket:
     base = ticket(number, **fields_)
-    return RelatedTicket(**{f.name: getattr(base, f.name) for f in fields(Ticket)})
+    return RelatedTicket(**{f.name: getattr(base, f.name) for f in fields(Ticket) if f.init})
 
 
 RULES = """
