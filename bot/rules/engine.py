@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.model import Firing, Plan, PlannedAction, RuleMatch, Ticket
 from bot.rules.actions import CompiledAction
@@ -134,6 +134,7 @@ class _Index:
         best: datetime | None = None
         starts: dict[object, datetime | None] = {}
         asked: set[object] = set()
+        together: dict[int, tuple[Any, list[tuple[str, Any]]]] = {}
         for position in still_open:
             times = self.times[position]
             for since, offsets in times.ages:
@@ -149,6 +150,9 @@ class _Index:
                 if key in asked:
                     continue
                 asked.add(key)
+                if leaf.field.next_changes is not None:  # asked once per field below, for all its comparisons
+                    together.setdefault(id(leaf.field), (leaf.field, []))[1].append((leaf.operator, leaf.test.const))
+                    continue
                 at = leaf.next_change(ticket, now)
                 if at is not None and (best is None or at < best):
                     best = at
@@ -156,6 +160,10 @@ class _Index:
                 at = leaf.next_change(ticket, now)
                 if at is not None and (best is None or at < best):
                     best = at
+        for field, comparisons in together.values():
+            at = field.next_changes(ticket, now, comparisons)  # type: ignore[misc]
+            if at is not None and (best is None or at < best):
+                best = at
         return best
 
 

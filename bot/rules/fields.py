@@ -43,7 +43,9 @@ class Field:
     expression over `t` and `now` (constants bound by name through `bind`), so
     compiled conditions skip a call per leaf; `getter` stays the reference;
     `since` gives the timestamp an age counts from; `next_change` answers when a
-    comparison `operator const` on this field could next change with time only;
+    comparison `operator const` on this field could next change with time only,
+    and `next_changes`, when given, the same for several comparisons at once
+    (the planner asks it once per ticket instead of once per comparison);
     `shorthand` is the operator a bare value means (default: equality).
     """
 
@@ -58,6 +60,7 @@ class Field:
     since: Callable[[Ticket], datetime | None] | None = None
     unit: timedelta | None = None
     next_change: NextChange | None = None
+    next_changes: Callable[[Ticket, datetime, list[tuple[str, Any]]], datetime | None] | None = None
     shorthand: str | None = None
     code: Callable[[Callable[[Any], str]], str] | None = None
 

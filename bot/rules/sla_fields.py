@@ -143,8 +143,46 @@ def sla_field(name: str, context: Any) -> Field:
         at = reading.next_change(now_us, breach, marks, after)
         return None if at is None else from_us(at)
 
+    def next_changes(ticket: Ticket, now: datetime, comparisons: list[tuple[str, Any]]) -> datetime | None:
+        """`next_change` of several comparisons at once: a clock reaches a larger elapsed time no earlier,
+        so the earliest change is the instant of the smallest mark still ahead (one calendar lookup)."""
+        last_ticket, last_now, found, now_us = binding.last
+        if last_ticket is not ticket or last_now != now:
+            found = binding.readings(ticket, now)
+            now_us = binding.last[3]
+        reading = found.get(target)
+        if reading is None or reading.stopped_at is not None or reading.paused:
+            return None
+        breach, ahead = False, []
+        elapsed, goal = reading.elapsed, reading.goal
+        for operator, const in comparisons:
+            try:
+                plan = plans[(operator, const)]
+            except KeyError:
+                plan = plans[(operator, const)] = _announcement(measure, operator, const)
+            except TypeError:  # an unhashable constant
+                plan = _announcement(measure, operator, const)
+            waits_for_breach, marks, after = plan
+            breach = breach or waits_for_breach
+            for scale, add, divisor in marks:  # as Reading.next_change: the first crossing of each mark
+                numerator = goal * scale + add
+                passed = numerator // divisor + 1
+                for mark in (passed,) if after else (-(-numerator // divisor), passed):
+                    if elapsed < mark:
+                        ahead.append(mark)
+                        break
+        deadline = reading.deadline
+        best = deadline if breach and deadline is not None and deadline > now_us else None
+        for mark in sorted(ahead):
+            instant = reading.timeline.instant_us(mark)
+            if instant is not None and instant > now_us:
+                if best is None or instant < best:
+                    best = instant
+                break
+        return None if best is None else from_us(best)
+
     return Field(name, kind, doc, example, getter, next_change=next_change if announces else None,
-                 shorthand=_SHORTHAND.get(measure))
+                 next_changes=next_changes if announces else None, shorthand=_SHORTHAND.get(measure))
 
 
 def _getter(binding: SlaBinding, target: str, measure: str) -> Callable[[Ticket, datetime], Any]:
