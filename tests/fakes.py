@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.connectors.base import ApplyResult, CallCounter, ChangePage, TicketChange
@@ -49,6 +49,7 @@ class FakeConnector:
                  directory_: Directory | None = None):
         self.platform = platform
         self.calls = CallCounter()
+        self.feed_lag = timedelta(0)  # the feed hands out every change at once; tests may set a lag
         self.store: dict[int, Ticket] = {t.id: t for t in tickets}
         self.feed: list[Ticket] = list(tickets)
         self.deleted: list[int] = []

@@ -5,7 +5,8 @@ the caller can persist the cursor after each page), re-reads tickets in batches
 (`get_tickets`), reads the agent/group `directory`, and writes `TicketChange`s
 back in as few calls as the platform allows (`apply`: Zendesk's per-ticket
 update_many bodies, Freshdesk one ticket at a time). It maps payloads to
-`bot.model.Ticket` at the boundary and raises `bot.errors.ConnectorError`
+`bot.model.Ticket` at the boundary, declares how far behind now its change
+feed can be (`feed_lag`), and raises `bot.errors.ConnectorError`
 subclasses, never SDK exceptions. Adding a helpdesk = one module implementing
 `Connector` plus one line in `bot/connectors/__init__.py`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from bot.model import Directory, Priority, Status, Ticket
@@ -99,6 +101,9 @@ class Connector(Protocol):
 
     platform: str
     calls: CallCounter
+    # How far behind now the change feed can be: a sync that starts at t serves every change made before
+    # t - feed_lag, and maybe not the later ones (Zendesk's export hides the last minute).
+    feed_lag: timedelta
 
     def fetch_changes(self, cursor: str | None, *, backfill_all: bool = False) -> Iterator[ChangePage]:
         """Pages of tickets changed since `cursor` (None: first run, open tickets only)."""

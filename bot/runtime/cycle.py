@@ -5,24 +5,25 @@ the feed's cursor moves on; evaluation then takes every due ticket from the
 mirror. So a crash anywhere leaves either an unread page (read again) or a due
 ticket (evaluated next time), never a change that is neither. The local tick
 (`evaluate`) runs the same evaluation with zero API calls unless something
-fires. Solved, closed and deleted tickets leave the mirror after their last
+fires. A time-triggered alert waits until the feed covers the instant it
+became true (`Cycle._hold`), so a change the helpdesk has not served yet
+cannot raise a false one. Solved, closed and deleted tickets leave the mirror after their last
 evaluation, and their Slack threads are marked resolved.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.config import Config
 from bot.connectors.base import ChangePage, Connector, sync
 from bot.errors import ConnectorError
 from bot.executor import ExecutionReport, Executor
 from bot.logging_setup import event, get_logger
-from bot.model import Firing, Plan, Ticket
+from bot.model import Plan, Ticket
 from bot.reports.history import record_snapshot
 from bot.reports.source import requester_universe
 from bot.rules.requester_fields import PREFIX as REQUESTER_PREFIX
@@ -34,6 +35,7 @@ from bot.state import Mode, StateStore, iter_chunks
 
 Planner = Callable[..., Plan]
 CHUNK = 500
+_SOON = timedelta(microseconds=1)  # due at the next cycle
 
 
 def uses_requester_facts(config: Config) -> bool:
@@ -131,7 +133,8 @@ class Cycle:
         self.metrics = metrics or Metrics()
         self.log = logger or get_logger("runner")
         self.last_success_at: datetime | None = None
-        self._fresh: set[str] = set()  # tickets read in the current poll: no need to re-read them
+        self._fresh: set[str] = set()  # tickets read in the current poll: current, nothing hidden
+        self._known_until: datetime | None = None  # the mirror holds every change made before this instant
 
     def poll(self, now: datetime) -> CycleReport:
         """Read every change since the cursor, then evaluate and act; connector errors land in the report."""
@@ -143,6 +146,7 @@ class Cycle:
                 report.fetched += self._absorb(page, now)
                 crash_point("after_mirror")
             self.last_success_at = now
+            self._known_until = now - self.connector.feed_lag  # `now` is when this sync started
             self._evaluate(now, report, act=True)
         except ConnectorError as error:
             report.error = error
@@ -196,7 +200,7 @@ class Cycle:
             memory = self.store.memory(chunk, mode)
             batch = list(tickets.values()) if facts is None else attach_facts(tickets.values(), facts)
             plan = self.planner(batch, now, config, memory)
-            plan, tickets = self._confirm(plan, tickets, now, config, memory, facts)
+            plan = self._hold(plan, batch, now, config)
             plan = self.guard.filter(plan)
             crash_point("after_plan")
             self.executor.record(plan, now=now, mode=mode, evaluated=chunk, seen=tickets)
@@ -213,41 +217,58 @@ class Cycle:
             if report.execution.error is not None:
                 raise report.execution.error
 
-    def _confirm(self, plan: Plan, tickets: dict[str, Ticket], now: datetime, config: Config,
-                 memory: Mapping[tuple[str, str], Firing], facts: Any) -> tuple[Plan, dict[str, Ticket]]:
-        """Re-read tickets whose alert time alone triggered, and plan them again on the fresh copy.
+    def _hold(self, plan: Plan, batch: Sequence[Ticket], now: datetime, config: Config) -> Plan:
+        """Withhold time-triggered alerts the change feed cannot vouch for yet, with no API call.
 
-        The mirror can be a minute behind (Zendesk hides the last minute from its
-        export): a reply sent seconds before a deadline must not cause a breach
-        alert. Tickets read in this very poll are fresh already; the others are
-        read in one batch. A re-read that fails raises, leaving them due.
+        The mirror holds every change made before `known_until`: the start of the
+        last complete sync minus the connector's `feed_lag` (Zendesk hides the
+        last minute from its export), so a reply sent seconds before a deadline
+        may be missing from it. Tickets this poll brought are current and pass.
+        On the others, a match of a time-based rule that notifies stands only if
+        the rule's condition already held at `known_until` on the mirror copy:
+        the ticket's history up to then is complete, so the alert is true. Else
+        the match is withheld (all its actions, and its memory, so the rising
+        edge is seen again) and the ticket is due when a poll can first cover
+        the instant the rule starts to hold; that poll sends the alert, once.
+        The ticket's other matches stand. A withheld rule with `stop` needs no
+        more: the engine stopped at it, so no later rule acted in this pass, and
+        they run once the stop rule is decided.
         """
-        stale = sorted({a.ticket_key for a in plan.actions if a.kind == "notify" and a.ticket_key not in self._fresh
-                        and (rule := config.rule(a.rule)) is not None and rule.time_based})
-        if not stale:
-            return plan, tickets
-        found = {t.key: t for t in self.connector.get_tickets([tickets[key].id for key in stale])}
-        crash_point("after_confirm_read")
-        with self.store.transaction():
-            self.store.upsert_tickets(found.values(), due_at=now)
-            gone = [key for key in stale if key not in found]
-            if gone:
-                self.store.remove_tickets(gone)
-        fresh = list(found.values()) if facts is None else attach_facts(found.values(), facts)
-        again = self.planner(fresh, now, config, memory)
-        redo = set(stale)
-        kept = tuple(m for m in plan.matches if m.ticket_key not in redo)
-        if len(again.matches) < sum(1 for m in plan.matches if m.ticket_key in redo):
-            event(self.log, "alert withdrawn after re-read", helpdesk=self.platform,
-                  tickets=",".join(sorted(redo)))
-        merged = Plan(
-            kept + again.matches,
-            {**{k: v for k, v in plan.memory.items() if k[1] not in redo}, **again.memory},
-            {**{k: v for k, v in plan.next_check_at.items() if k not in redo}, **again.next_check_at},
+        known_until = self._known_until
+        withheld: dict[str, set[str]] = {}
+        release: dict[str, datetime] = {}
+        by_key: dict[str, Ticket] | None = None  # built only when a match needs a look
+        for match in plan.matches:
+            if match.ticket_key in self._fresh or not any(a.kind == "notify" for a in match.actions):
+                continue
+            rule = config.rule(match.rule)
+            if rule is None or not rule.time_based:
+                continue
+            if by_key is None:
+                by_key = {t.key: t for t in batch}  # with requester facts attached, as the planner saw them
+            ticket = by_key[match.ticket_key]
+            if known_until is not None and rule.condition.test(ticket, known_until):
+                continue
+            withheld.setdefault(match.ticket_key, set()).add(match.rule)
+            if known_until is None:  # no complete sync since the start: the next poll decides
+                at = now + _SOON
+            else:  # the first poll whose feed can reach the instant the rule turned true (no later than now)
+                turn = rule.condition.next_change(ticket, known_until) or known_until
+                at = min(turn, now) + self.connector.feed_lag
+            release[match.ticket_key] = min(at, release.get(match.ticket_key, at))
+        if not withheld:
+            return plan
+        event(self.log, "alert held until the feed covers it", helpdesk=self.platform,
+              tickets=",".join(sorted(withheld)), known_until=known_until.isoformat() if known_until else "never")
+        next_check = dict(plan.next_check_at)
+        for key, at in release.items():
+            next_check[key] = min(next_check.get(key, at), at)
+        return Plan(
+            tuple(m for m in plan.matches if m.rule not in withheld.get(m.ticket_key, ())),
+            {slot: f for slot, f in plan.memory.items() if slot[0] not in withheld.get(slot[1], ())},
+            next_check,
             plan.held,
         )
-        updated = {key: found.get(key, ticket) for key, ticket in tickets.items() if key not in gone}
-        return merged, updated
 
     def _resolve_threads(self, ticket_key: str, how: str, now: datetime) -> None:
         resolve = getattr(self.notifier, "resolve", None)

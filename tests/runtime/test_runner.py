@@ -73,7 +73,7 @@ def test_a_poll_acts_on_matching_tickets_once(tmp_path, clock):
     assert again.execution.done == [] and len(zd.applied) == 2, "our own writes come back in the feed; no repeat"
 
 
-def test_time_based_rules_fire_on_the_local_tick_with_only_the_confirming_read(tmp_path, clock):
+def test_time_based_alerts_fall_due_on_the_local_tick_and_go_out_with_the_next_poll_at_no_extra_call(tmp_path, clock):
     zd = FakeConnector(tickets())
     runner = make_runner(tmp_path, OLD_ALERT, {"zendesk": zd}, clock)
     runner.poll("zendesk")
@@ -84,8 +84,11 @@ def test_time_based_rules_fire_on_the_local_tick_with_only_the_confirming_read(t
     assert zd.calls.total == calls, "a tick where nothing fires makes no API call"
     clock.advance(minutes=2)
     [report] = runner.tick()
-    assert report.evaluated == 5 and report.api_calls == 1, "one batched re-read confirms the 5 alerts"
-    assert zd.calls.by_kind.get("get_tickets") == 1
+    assert (report.evaluated, report.api_calls, runner.store.pending()) == (5, 0, []), \
+        "the mirror is known only up to the last poll, before the hour: the alerts wait"
+    clock.advance(seconds=10)
+    report = runner.poll("zendesk")
+    assert report.api_calls == 1 and zd.calls.by_kind == {"fetch": 2}, "the change feed, nothing else"
     assert sorted(e.alert.ticket_key for e in runner.store.pending()) == [f"zendesk:{i}" for i in range(1, 6)]
 
 
