@@ -125,44 +125,43 @@ def sla_field(name: str, context: Any) -> Field:
     getter = _getter(binding, target, measure)
     plans: dict[tuple[str, Any], tuple[bool, tuple[tuple[int, int, int], ...], bool]] = {}
 
-    def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
+    def running(ticket: Ticket, now: datetime) -> tuple[Reading | None, int]:
+        """This target's reading if time moves it (memoised per ticket and instant), and `now` in µs."""
         last_ticket, last_now, found, now_us = binding.last
         if last_ticket is not ticket or last_now != now:
             found = binding.readings(ticket, now)
             now_us = binding.last[3]
         reading = found.get(target)
         if reading is None or reading.stopped_at is not None or reading.paused:
-            return None
+            return None, now_us
+        return reading, now_us
+
+    def announcement(operator: str, const: Any) -> tuple[bool, tuple[tuple[int, int, int], ...], bool]:
         try:
-            plan = plans[(operator, const)]
+            return plans[(operator, const)]
         except KeyError:
             plan = plans[(operator, const)] = _announcement(measure, operator, const)
+            return plan
         except TypeError:  # an unhashable constant
-            plan = _announcement(measure, operator, const)
-        breach, marks, after = plan
-        at = reading.next_change(now_us, breach, marks, after)
+            return _announcement(measure, operator, const)
+
+    def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
+        reading, now_us = running(ticket, now)
+        if reading is None:
+            return None
+        at = reading.next_change(now_us, *announcement(operator, const))
         return None if at is None else from_us(at)
 
     def next_changes(ticket: Ticket, now: datetime, comparisons: list[tuple[str, Any]]) -> datetime | None:
         """`next_change` of several comparisons at once: a clock reaches a larger elapsed time no earlier,
         so the earliest change is the instant of the smallest mark still ahead (one calendar lookup)."""
-        last_ticket, last_now, found, now_us = binding.last
-        if last_ticket is not ticket or last_now != now:
-            found = binding.readings(ticket, now)
-            now_us = binding.last[3]
-        reading = found.get(target)
-        if reading is None or reading.stopped_at is not None or reading.paused:
+        reading, now_us = running(ticket, now)
+        if reading is None:
             return None
         breach, ahead = False, []
         elapsed, goal = reading.elapsed, reading.goal
         for operator, const in comparisons:
-            try:
-                plan = plans[(operator, const)]
-            except KeyError:
-                plan = plans[(operator, const)] = _announcement(measure, operator, const)
-            except TypeError:  # an unhashable constant
-                plan = _announcement(measure, operator, const)
-            waits_for_breach, marks, after = plan
+            waits_for_breach, marks, after = announcement(operator, const)
             breach = breach or waits_for_breach
             for scale, add, divisor in marks:  # as Reading.next_change: the first crossing of each mark
                 numerator = goal * scale + add
