@@ -134,7 +134,7 @@ class _Index:
         best: datetime | None = None
         starts: dict[object, datetime | None] = {}
         asked: set[object] = set()
-        together: dict[int, tuple[Any, list[tuple[str, Any]]]] = {}
+        together: dict[int, tuple[Any, list[tuple[str, Any]]]] | None = None  # made only for tickets that need it
         for position in still_open:
             times = self.times[position]
             for since, offsets in times.ages:
@@ -151,6 +151,8 @@ class _Index:
                     continue
                 asked.add(key)
                 if leaf.field.next_changes is not None:  # asked once per field below, for all its comparisons
+                    if together is None:
+                        together = {}
                     together.setdefault(id(leaf.field), (leaf.field, []))[1].append((leaf.operator, leaf.test.const))
                     continue
                 at = leaf.next_change(ticket, now)
@@ -160,7 +162,7 @@ class _Index:
                 at = leaf.next_change(ticket, now)
                 if at is not None and (best is None or at < best):
                     best = at
-        for field, comparisons in together.values():
+        for field, comparisons in (together or {}).values():
             at = field.next_changes(ticket, now, comparisons)  # type: ignore[misc]
             if at is not None and (best is None or at < best):
                 best = at
