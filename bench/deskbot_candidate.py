@@ -45,7 +45,8 @@ from bench.harness import import_harness
 from bot.config import Config
 from bot.errors import ConfigError
 from bot.rules import fields as field_registry
-from bot.rules.conditions import Problem, compile_batch
+from bot.rules.batch import compile_batch
+from bot.rules.conditions import Problem
 from bot.rules.fields import Field, Kind
 from bot.rules.schema import ConfigSpec
 from bot.rules.yamlsource import format_path

@@ -153,17 +153,19 @@ def test_sla_fields_read_and_announce_what_the_plain_clocks_say(cases: list[tupl
 @given(tickets(), instants, st.data())
 def test_asking_several_comparisons_at_once_gives_the_earliest_of_asking_each(ticket: Ticket, now: datetime,
                                                                              data: st.DataObject) -> None:
-    """The planner asks a field once per ticket for all its comparisons (`Field.next_changes`)."""
+    """The planner asks a target once per ticket for all comparisons of its measures (`Field.announce_many`)."""
+    measures = ("remaining", "elapsed", "breached", "breached_for")
     for target in TARGETS:
-        for measure in ("remaining", "elapsed", "breached", "breached_for"):
-            chosen = data.draw(st.lists(st.sampled_from(COMPARISONS[measure]), min_size=1, max_size=4))
-            leaves = []
-            for operator, const in chosen:
-                problems: list = []
-                condition = compile_condition({f"sla.{target}.{measure}": {operator: const}}, ("when",), problems,
-                                              RULES_FILE)
-                assert not problems and condition is not None
-                leaves.append(condition.time_leaves[0])
-            one_by_one = [at for leaf in leaves if (at := leaf.next_change(ticket, now)) is not None]
-            together = leaves[0].field.next_changes(ticket, now, [(lf.operator, lf.test.const) for lf in leaves])
-            assert together == (min(one_by_one) if one_by_one else None), (target, measure, chosen)
+        chosen = data.draw(st.lists(st.sampled_from([(m, *c) for m in measures for c in COMPARISONS[m]]),
+                                    min_size=1, max_size=5))
+        leaves = []
+        for measure, operator, const in chosen:
+            problems: list = []
+            condition = compile_condition({f"sla.{target}.{measure}": {operator: const}}, ("when",), problems,
+                                          RULES_FILE)
+            assert not problems and condition is not None
+            leaves.append(condition.time_leaves[0])
+        assert len({id(leaf.field.announce_many) for leaf in leaves}) == 1  # one question per target
+        one_by_one = [at for leaf in leaves if (at := leaf.next_change(ticket, now)) is not None]
+        ask = leaves[0].field.announce_many([(lf.field.name, lf.operator, lf.test.const) for lf in leaves])
+        assert ask(ticket, now) == (min(one_by_one) if one_by_one else None), (target, chosen)

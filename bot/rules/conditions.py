@@ -144,7 +144,9 @@ class Leaf(Node):
         return f"{self.field.name} {_WORDS[self.operator]} {self.test.shown}"
 
     def cost(self) -> int:
-        if self.field.code is not None:
+        if self.field.slow:
+            read = _CALL_READ
+        elif self.field.code is not None:
             read = _INLINE_READ
         else:
             read = _ATTR_READ if self.field.attr else _CALL_READ
@@ -211,8 +213,8 @@ class Group(Node):
         ordered = sorted(self.children, key=lambda child: child.cost())
         can_hold, can_fail = zip(*(child.spans(bind) for child in ordered), strict=True)
         if self.kind == "all":
-            return _all(can_hold), _any(can_fail)
-        return _any(can_hold), _all(can_fail)
+            return conjoin(can_hold), disjoin(can_fail)
+        return disjoin(can_hold), conjoin(can_fail)
 
     def cost(self) -> int:
         return sum(child.cost() for child in self.children)
@@ -278,7 +280,7 @@ def compile_condition(raw: Any, path: Path, problems: list[Problem], context: An
     root = _node(raw, path, problems, context)
     if root is None or len(problems) > before:
         return None
-    namespace, bind = _namespace()
+    namespace, bind = code_namespace()
 
     expression = root.code(bind)
     name = f"_when_{next(_counter)}"
@@ -288,7 +290,7 @@ def compile_condition(raw: Any, path: Path, problems: list[Problem], context: An
     return Condition(root, namespace[name], source, leaves)
 
 
-def _namespace() -> tuple[dict[str, Any], Callable[[Any], str]]:
+def code_namespace() -> tuple[dict[str, Any], Callable[[Any], str]]:
     """A namespace for generated code (the runtime helpers only) and `bind`, which names a constant in it."""
     namespace: dict[str, Any] = dict(RUNTIME)
     names: dict[int, str] = {}
@@ -303,63 +305,7 @@ def _namespace() -> tuple[dict[str, Any], Callable[[Any], str]]:
     return namespace, bind
 
 
-def compile_batch(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], list[int]]:
-    """Several compiled conditions as one generated function: the numbers of those that hold, in order.
-
-    The planner tests every rule on a ticket; one function per rules file saves a Python call per
-    rule, and a rule that fails costs only its cheapest failing leaf. `roots` pairs each condition
-    with the number to report (an int from the caller, never from the rules file).
-    """
-    namespace, bind = _namespace()
-
-    name = f"_batch_{next(_counter)}"
-    lines = [f"def {name}(t, now):", "    _m = []"]
-    for number, root in roots:
-        lines.append(f"    if {root.code(bind)}:")
-        lines.append(f"        _m.append({int(number)})")
-    lines.append("    return _m")
-    exec(compile("\n".join(lines) + "\n", "<rules:batch>", "exec"), namespace)  # registry-made code only
-    return namespace[name]
-
-
-def compile_verdicts(roots: Sequence[tuple[int, Node]]) -> Callable[[Ticket, datetime], tuple[list[int], list[int]]]:
-    """`compile_batch`, also answering which conditions time alone could still flip on the ticket.
-
-    A condition is open on a ticket when, with every time-based leaf free to go either way and every
-    other leaf as it is (those change only with the ticket), it could still hold and could still fail
-    (Kleene's three-valued logic, so it errs towards open). An assigned ticket is not open on a rule
-    `status is new and age > 2h`: that rule waits for the ticket to change, not for the clock, and
-    the planner asks only open conditions when a ticket's verdicts next change. For the usual shape,
-    an `all` of plain tests and time tests, the plain tests are evaluated once for both answers.
-    """
-    namespace, bind = _namespace()
-    name = f"_verdicts_{next(_counter)}"
-    lines = [f"def {name}(t, now):", "    _m = []", "    _o = []"]
-    for number, root in roots:
-        number = int(number)
-        if not any(leaf.field.time_based for leaf in root.leaves()):
-            lines += [f"    if {root.code(bind)}:", f"        _m.append({number})"]
-            continue
-        timeless = [c for c in getattr(root, "children", ()) if not any(x.field.time_based for x in c.leaves())]
-        if isinstance(root, Group) and root.kind == "all" and timeless:
-            timed = sorted((c for c in root.children if c not in timeless), key=lambda child: child.cost())
-            spans = [child.spans(bind) for child in timed]
-            still_open = _all([_all([held for held, _ in spans]), _any([failed for _, failed in spans])])
-            lines.append(f"    if {_all([c.code(bind) for c in sorted(timeless, key=lambda c: c.cost())])}:")
-            if still_open != "False":
-                lines += [f"        if {still_open}:", f"            _o.append({number})"]
-            lines += [f"        if {_all([child.code(bind) for child in timed])}:", f"            _m.append({number})"]
-            continue
-        lines += [f"    if {root.code(bind)}:", f"        _m.append({number})"]
-        still_open = _all(root.spans(bind))
-        if still_open != "False":
-            lines += [f"    if {still_open}:", f"        _o.append({number})"]
-    lines.append("    return _m, _o")
-    exec(compile("\n".join(lines) + "\n", "<rules:verdicts>", "exec"), namespace)  # registry-made code only
-    return namespace[name]
-
-
-def _all(parts: Sequence[str]) -> str:
+def conjoin(parts: Sequence[str]) -> str:
     """`a and b ...` with constants folded."""
     if "False" in parts:
         return "False"
@@ -367,7 +313,7 @@ def _all(parts: Sequence[str]) -> str:
     return "(" + " and ".join(parts) + ")" if parts else "True"
 
 
-def _any(parts: Sequence[str]) -> str:
+def disjoin(parts: Sequence[str]) -> str:
     """`a or b ...` with constants folded."""
     if "True" in parts:
         return "True"

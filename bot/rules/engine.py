@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.model import Firing, Plan, PlannedAction, RuleMatch, Ticket
 from bot.rules.actions import CompiledAction
-from bot.rules.conditions import Condition, Leaf, Verdict, compile_verdicts
+from bot.rules.batch import compile_verdicts
+from bot.rules.conditions import Condition, Leaf, Verdict
 from bot.rules.templates import format_value
 
 if TYPE_CHECKING:
@@ -112,69 +113,45 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
 #
 # The loop above gives the same plan as testing every rule on every ticket, one after the other, and
 # asking every time-based rule for its next change, for less: (1) all conditions of the file are one
-# generated function (`compile_verdicts`) returning the rules that hold, so a rule that does not hold
+# generated function (`bot.rules.batch`) returning the rules that hold, where rules needing a field to
+# equal some values are found by looking the ticket's value up, and any other rule that does not hold
 # costs its cheapest failing leaf and no Python call (rules after a `stop` that acted are evaluated
 # too, and ignored: conditions are pure); (2) memory is read per ticket, not per (rule, ticket) pair;
 # (3) a ticket's next change is asked only of the rules time could still flip on it
-# (the same function's second answer: an assigned ticket does not wake at the thresholds of an unassigned-ticket rule),
-# with each rule's age thresholds sorted once (one bisect per age), and fields that announce their
-# own changes (SLA clocks...) asked once per distinct comparison.
+# (the same function's second answer: an assigned ticket does not wake at the thresholds of an unassigned-ticket
+# rule); tickets with the same open rules share one merged `_Waker`: each age's boundaries sorted together (one
+# bisect per age), and fields that answer together (an SLA target's measures) asked one question.
 
 
 class _Index:
-    """Per rules file: every condition in one function, and each rule's time thresholds sorted."""
+    """Per rules file: every condition in one function, and what wakes a ticket per set of open rules."""
 
     def __init__(self, rules: tuple[CompiledRule, ...]):
         self.position = {rule.name: i for i, rule in enumerate(rules)}
         self.verdicts = compile_verdicts([(i, rule.condition.root) for i, rule in enumerate(rules)])
         self.times = [_Thresholds(rule) for rule in rules]
+        self.wakers: dict[tuple[int, ...], _Waker] = {}
 
-    def next_change(self, ticket: Ticket, now: datetime, still_open: Iterable[int]) -> datetime | None:
+    def next_change(self, ticket: Ticket, now: datetime, still_open: list[int]) -> datetime | None:
         """The earliest instant after `now` at which time alone could flip one of these rules' verdicts."""
-        best: datetime | None = None
-        starts: dict[object, datetime | None] = {}
-        asked: set[object] = set()
-        together: dict[int, tuple[Any, list[tuple[str, Any]]]] | None = None  # made only for tickets that need it
-        for position in still_open:
-            times = self.times[position]
-            for since, offsets in times.ages:
-                start = starts[since] if since in starts else starts.setdefault(since, since(ticket))
-                if start is None:
-                    continue
-                i = bisect_right(offsets, now - start)  # the first boundary start + offset > now
-                if i < len(offsets):
-                    at = start + offsets[i]
-                    if best is None or at < best:
-                        best = at
-            for key, leaf in times.announcing:
-                if key in asked:
-                    continue
-                asked.add(key)
-                if leaf.field.next_changes is not None:  # asked once per field below, for all its comparisons
-                    if together is None:
-                        together = {}
-                    together.setdefault(id(leaf.field), (leaf.field, []))[1].append((leaf.operator, leaf.test.const))
-                    continue
-                at = leaf.next_change(ticket, now)
-                if at is not None and (best is None or at < best):
-                    best = at
-            for leaf in times.unusual:
-                at = leaf.next_change(ticket, now)
-                if at is not None and (best is None or at < best):
-                    best = at
-        for field, comparisons in (together or {}).values():
-            at = field.next_changes(ticket, now, comparisons)  # type: ignore[misc]
-            if at is not None and (best is None or at < best):
-                best = at
-        return best
+        key = tuple(still_open)
+        waker = self.wakers.get(key)
+        if waker is None:
+            if len(self.wakers) >= _WAKERS:
+                self.wakers.clear()
+            waker = self.wakers[key] = _Waker([self.times[position] for position in key])
+        return waker.next_change(ticket, now)
+
+
+_WAKERS = 4096  # distinct sets of open rules remembered per file; tickets alike share a few
 
 
 class _Thresholds:
-    """One rule's time leaves: (age start, sorted boundary offsets), announcing leaves, leaves left as they are."""
+    """One rule's time leaves: (age start, boundary offsets), announcing leaves, leaves left as they are."""
 
     def __init__(self, rule: CompiledRule):
-        offsets: dict[Callable[[Ticket], datetime | None], set[timedelta]] = {}
-        announcing: dict[object, Leaf] = {}
+        self.ages: dict[Callable[[Ticket], datetime | None], set[timedelta]] = {}
+        self.announcing: dict[object, Leaf] = {}
         self.unusual: list[Leaf] = []
         for leaf in rule.condition.time_leaves:
             field, const = leaf.field, leaf.test.const
@@ -184,7 +161,7 @@ class _Thresholds:
                     hash(key)
                 except TypeError:
                     key = id(leaf)
-                announcing.setdefault(key, leaf)
+                self.announcing.setdefault(key, leaf)
                 continue
             if not leaf.counts_from_start:
                 continue  # Leaf.next_change: no boundary
@@ -195,9 +172,53 @@ class _Thresholds:
             except TypeError:
                 self.unusual.append(leaf)  # Leaf.next_change decides (and fails), exactly as before
                 continue
-            offsets.setdefault(field.since, set()).update(found)  # type: ignore[arg-type]
-        self.ages = [(since, tuple(sorted(found))) for since, found in offsets.items()]
-        self.announcing = list(announcing.items())
+            self.ages.setdefault(field.since, set()).update(found)  # type: ignore[arg-type]
+
+
+class _Waker:
+    """What time can flip for one set of open rules, merged: each age's boundaries sorted together (one
+    bisect per age), comparisons of fields that answer together asked as one question, other leaves once."""
+
+    def __init__(self, rules: list[_Thresholds]):
+        ages: dict[Callable[[Ticket], datetime | None], set[timedelta]] = {}
+        announcing: dict[object, Leaf] = {}
+        self.leaves: list[Leaf] = []
+        for times in rules:
+            for since, offsets in times.ages.items():
+                ages.setdefault(since, set()).update(offsets)
+            for key, leaf in times.announcing.items():
+                announcing.setdefault(key, leaf)
+            self.leaves += times.unusual
+        self.ages = [(since, tuple(sorted(offsets))) for since, offsets in ages.items()]
+        together: dict[int, tuple[Any, list[tuple[str, str, Any]]]] = {}
+        for leaf in announcing.values():
+            many = leaf.field.announce_many
+            if many is None:
+                self.leaves.append(leaf)
+            else:
+                together.setdefault(id(many), (many, []))[1].append((leaf.field.name, leaf.operator, leaf.test.const))
+        self.asks = [many(comparisons) for many, comparisons in together.values()]
+
+    def next_change(self, ticket: Ticket, now: datetime) -> datetime | None:
+        best: datetime | None = None
+        for since, offsets in self.ages:
+            start = since(ticket)
+            if start is None:
+                continue
+            i = bisect_right(offsets, now - start)  # the first boundary start + offset > now
+            if i < len(offsets):
+                at = start + offsets[i]
+                if best is None or at < best:
+                    best = at
+        for ask in self.asks:
+            at = ask(ticket, now)
+            if at is not None and (best is None or at < best):
+                best = at
+        for leaf in self.leaves:
+            at = leaf.next_change(ticket, now)
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
 
 
 _INDEXES: dict[int, tuple[tuple[CompiledRule, ...], _Index]] = {}

@@ -10,7 +10,7 @@ flips. Adding a field is one `register(...)` call; prefixed families such as
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ class Kind(enum.StrEnum):
 
 Getter = Callable[[Ticket, datetime], Any]
 NextChange = Callable[[Ticket, datetime, str, Any], "datetime | None"]
+AnnounceMany = Callable[[Sequence[tuple[str, str, Any]]], Callable[[Ticket, datetime], "datetime | None"]]
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,14 @@ class Field:
     expression over `t` and `now` (constants bound by name through `bind`), so
     compiled conditions skip a call per leaf; `getter` stays the reference;
     `since` gives the timestamp an age counts from; `next_change` answers when a
-    comparison `operator const` on this field could next change with time only,
-    and `next_changes`, when given, the same for several comparisons at once
-    (the planner asks it once per ticket instead of once per comparison);
-    `shorthand` is the operator a bare value means (default: equality).
+    comparison `operator const` on this field could next change with time only;
+    `announce_many`, when given, is shared by fields that can answer together
+    (an SLA target's measures): given comparisons as (field name, operator,
+    const), it returns once a function of (ticket, now) giving the earliest
+    instant any of them could flip, so the planner asks once per ticket instead
+    of once per comparison; `slow` says a read may compute something (SLA
+    clocks), so cheaper tests of a condition go first; `shorthand` is the
+    operator a bare value means (default: equality).
     """
 
     name: str
@@ -60,9 +65,10 @@ class Field:
     since: Callable[[Ticket], datetime | None] | None = None
     unit: timedelta | None = None
     next_change: NextChange | None = None
-    next_changes: Callable[[Ticket, datetime, list[tuple[str, Any]]], datetime | None] | None = None
+    announce_many: AnnounceMany | None = None
     shorthand: str | None = None
     code: Callable[[Callable[[Any], str]], str] | None = None
+    slow: bool = False
 
     @property
     def time_based(self) -> bool:

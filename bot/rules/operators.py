@@ -28,12 +28,19 @@ class OperatorError(ValueError):
 
 @dataclass(frozen=True)
 class Test:
-    """A prepared comparison: `check(value)` and `code(value_expr, const_name)` agree."""
+    """A prepared comparison: `check(value)` and `code(value_expr, const_name)` agree.
+
+    An equality or membership test also gives `keys` and `key_code`: it holds exactly when the value
+    read by `key_code(value_expr)` is one of `keys`, so a batch of conditions can look several rules'
+    tests up in one table (`bot.rules.batch`) instead of checking them one by one.
+    """
 
     const: Any
     check: Callable[[Any], bool]
     code: Callable[[str, str], str]
     shown: str
+    keys: frozenset | None = None
+    key_code: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,9 @@ TEXTUAL = {Kind.TEXT, Kind.ANY}
 def _eq(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, read = _scalar(field, value, case_sensitive), _read(_fold(field, case_sensitive))
     fold = _fold(field, case_sensitive)
-    return Test(const, lambda v: read(v) == const, _equality_code("==", fold, const), show(value))
+    keys = None if const is None else frozenset((const,))
+    return Test(const, lambda v: read(v) == const, _equality_code("==", fold, const), show(value), keys,
+                lambda v: _read_code(fold, v))
 
 
 @operator("ne", EQUALITY, "Does not equal.", "status: {ne: pending}", ("is_not",))
@@ -180,7 +189,8 @@ def _members(field: Field, value: Any, case_sensitive: bool) -> frozenset:
 def _in(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _members(field, value, case_sensitive), _fold(field, case_sensitive)
     read = _read(fold)
-    return Test(const, lambda v: read(v) in const, lambda v, c: f"{_read_code(fold, v)} in {c}", show(value))
+    return Test(const, lambda v: read(v) in const, lambda v, c: f"{_read_code(fold, v)} in {c}", show(value),
+                const, lambda v: _read_code(fold, v))
 
 
 @operator("not_in", EQUALITY, "Is none of a list.", "status: {not_in: [pending, on_hold]}", ("none_of",))

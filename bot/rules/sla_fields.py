@@ -17,7 +17,7 @@ could flip a comparison, so the engine re-checks a ticket exactly then.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,24 +60,32 @@ class SlaBinding:
     """One rules file's policies and built calendars, with a one-entry memo of the last ticket's readings.
 
     Every SLA leaf of every rule asks for the same ticket at the same instant in turn (conditions, then
-    next-change announcements), so the clocks are computed once per ticket and evaluation.
+    next-change announcements), so the clocks are computed once per ticket and evaluation. The memo is
+    plain attributes (`ticket`, `now`, `found`, `now_us`) so compiled conditions can check it inline.
     """
+
+    __slots__ = ("_clocks", "announcers", "calendars", "fields", "found", "now", "now_us", "policies", "reader",
+                 "ticket")
 
     def __init__(self, policies: tuple[SlaPolicySpec, ...], calendars: Mapping[str, Calendar]) -> None:
         self.policies, self.calendars = policies, calendars
         self.reader = ClockReader(policies, calendars)
-        self.last: tuple[Ticket | None, datetime | None, dict[str, Reading], int] = (None, None, {}, 0)
+        self.ticket: Ticket | None = None
+        self.now: datetime | None = None
+        self.found: dict[str, Reading] = {}
+        self.now_us = 0
         self._clocks: tuple[dict[str, Reading] | None, dict[str, Clock]] = (None, {})
+        self.fields: dict[str, Field] = {}  # one Field per name, shared by every leaf of the file
+        self.announcers: dict[str, Callable[..., Any]] = {}  # per target: `Field.announce_many`
 
     def readings(self, ticket: Ticket, now: datetime) -> dict[str, Reading]:
         """The ticket's clock readings at `now`."""
-        last_ticket, last_now, found, now_us = self.last
-        if last_ticket is ticket and last_now == now:
-            return found
-        if last_now != now:
-            now_us = to_us(now)
-        found = self.reader.read(ticket, now, now_us)
-        self.last = (ticket, now, found, now_us)
+        if self.ticket is ticket and self.now == now:
+            return self.found
+        if self.now != now:
+            self.now_us = to_us(now)
+        self.found = found = self.reader.read(ticket, now, self.now_us)
+        self.ticket, self.now = ticket, now
         return found
 
     def clocks(self, ticket: Ticket, now: datetime) -> dict[str, Clock]:
@@ -88,6 +96,14 @@ class SlaBinding:
             built = {target: reading.clock() for target, reading in found.items()}
             self._clocks = (found, built)
         return built
+
+    def running(self, ticket: Ticket, now: datetime, target: str) -> Reading | None:
+        """The target's reading when time moves it (not stopped, not paused), else None."""
+        found = self.found if self.ticket is ticket and self.now is now else self.readings(ticket, now)
+        reading = found.get(target)
+        if reading is None or reading.stopped_at is not None or reading.paused:
+            return None
+        return reading
 
 
 _BINDINGS: dict[int, tuple[Any, SlaBinding]] = {}
@@ -113,106 +129,120 @@ def bind(context: Any) -> SlaBinding:
 
 
 def sla_field(name: str, context: Any) -> Field:
-    """Build the field `name` (`sla.first_reply.remaining`, `sla.next_due`, ...) bound to a rules file."""
+    """The field `name` (`sla.first_reply.remaining`, `sla.next_due`, ...) bound to a rules file."""
     if name not in NAMES:
         raise ValueError(f"unknown SLA field '{name}'{suggest(name, list(NAMES))}")
     binding = bind(context)
+    field = binding.fields.get(name)
+    if field is None:
+        field = binding.fields[name] = _build(name, binding)
+    return field
+
+
+def _build(name: str, binding: SlaBinding) -> Field:
     if name == f"{PREFIX}next_due":
         return _next_due_field(name, binding)
     target, measure = name.removeprefix(PREFIX).split(".")
     doc, example = (text.format(t=target.replace("_", " "), n=name) for text in _DOCS[measure])
     kind, announces = _MEASURES[measure]
-    getter = _getter(binding, target, measure)
     plans: dict[tuple[str, Any], tuple[bool, tuple[tuple[int, int, int], ...], bool]] = {}
 
-    def running(ticket: Ticket, now: datetime) -> tuple[Reading | None, int]:
-        """This target's reading if time moves it (memoised per ticket and instant), and `now` in µs."""
-        last_ticket, last_now, found, now_us = binding.last
-        if last_ticket is not ticket or last_now != now:
-            found = binding.readings(ticket, now)
-            now_us = binding.last[3]
-        reading = found.get(target)
-        if reading is None or reading.stopped_at is not None or reading.paused:
-            return None, now_us
-        return reading, now_us
-
-    def announcement(operator: str, const: Any) -> tuple[bool, tuple[tuple[int, int, int], ...], bool]:
+    def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
+        reading = binding.running(ticket, now, target)
+        if reading is None:
+            return None
         try:
-            return plans[(operator, const)]
+            plan = plans[(operator, const)]
         except KeyError:
             plan = plans[(operator, const)] = _announcement(measure, operator, const)
-            return plan
         except TypeError:  # an unhashable constant
-            return _announcement(measure, operator, const)
-
-    def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
-        reading, now_us = running(ticket, now)
-        if reading is None:
-            return None
-        at = reading.next_change(now_us, *announcement(operator, const))
+            plan = _announcement(measure, operator, const)
+        at = reading.next_change(binding.now_us, *plan)
         return None if at is None else from_us(at)
 
-    def next_changes(ticket: Ticket, now: datetime, comparisons: list[tuple[str, Any]]) -> datetime | None:
-        """`next_change` of several comparisons at once: a clock reaches a larger elapsed time no earlier,
-        so the earliest change is the instant of the smallest mark still ahead (one calendar lookup)."""
-        reading, now_us = running(ticket, now)
-        if reading is None:
-            return None
-        breach, ahead = False, []
-        elapsed, goal = reading.elapsed, reading.goal
-        for operator, const in comparisons:
-            waits_for_breach, marks, after = announcement(operator, const)
+    announcer = binding.announcers.get(target)
+    if announcer is None:
+        announcer = binding.announcers[target] = _announcer(binding, target)
+
+    def code(name_of: Callable[[Any], str]) -> str:
+        b, found = name_of(binding), name_of(target)
+        readings = f"({b}.found if {b}.ticket is t and {b}.now is now else {b}.readings(t, now))"
+        return _CODE[measure].format(r=f"(_r := {readings}.get({found}))", from_us=name_of(from_us))
+
+    return Field(name, kind, doc, example, _getter(binding, target, measure),
+                 next_change=next_change if announces else None, announce_many=announcer if announces else None,
+                 shorthand=_SHORTHAND.get(measure), code=code, slow=True)
+
+
+# Each measure as an expression over a target's reading `{r}` (assigned to `_r`), as `_getter` reads it.
+_CODE = {
+    "elapsed": "(None if {r} is None else _r.percent)",
+    "breached": "(False if {r} is None else _r.breached)",
+    "running": "(False if {r} is None else _r.stopped_at is None)",
+    "remaining": "(None if {r} is None else timedelta(microseconds=_r.goal - _r.elapsed))",
+    "breached_for": "(timedelta(microseconds=max(0, _r.elapsed - _r.goal)) if {r} is not None and _r.breached "
+                    "else None)",
+    "deadline": "(None if {r} is None or _r.deadline is None else {from_us}(_r.deadline))",
+}
+
+
+def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str, str, Any]]],
+                                                             Callable[[Ticket, datetime], datetime | None]]:
+    """`Field.announce_many` of one target's measures: their comparisons merged into one question."""
+
+    def prepare(comparisons: Sequence[tuple[str, str, Any]]) -> Callable[[Ticket, datetime], datetime | None]:
+        breach, marks = False, set()
+        for name, operator, const in comparisons:
+            waits_for_breach, found, after = _announcement(name.rsplit(".", 1)[1], operator, const)
             breach = breach or waits_for_breach
-            for scale, add, divisor in marks:  # as Reading.next_change: the first crossing of each mark
+            marks.update((scale, add, divisor, after) for scale, add, divisor in found)
+        merged = tuple(sorted(marks))
+
+        def earliest(ticket: Ticket, now: datetime) -> datetime | None:
+            """A clock reaches a larger elapsed time no earlier, so the earliest change is the breach or
+            the instant of the smallest mark still ahead (one calendar lookup)."""
+            reading = binding.running(ticket, now, target)
+            if reading is None:
+                return None
+            now_us = binding.now_us
+            elapsed, goal = reading.elapsed, reading.goal
+            ahead = None
+            for scale, add, divisor, after in merged:  # as Reading.next_change: the first crossing of each mark
                 numerator = goal * scale + add
                 passed = numerator // divisor + 1
-                for mark in (passed,) if after else (-(-numerator // divisor), passed):
-                    if elapsed < mark:
-                        ahead.append(mark)
-                        break
-        deadline = reading.deadline
-        best = deadline if breach and deadline is not None and deadline > now_us else None
-        for mark in sorted(ahead):
-            instant = reading.timeline.instant_us(mark)
-            if instant is not None and instant > now_us:
-                if best is None or instant < best:
+                mark = passed if after or elapsed >= -(-numerator // divisor) else -(-numerator // divisor)
+                if elapsed < mark and (ahead is None or mark < ahead):
+                    ahead = mark
+            deadline = reading.deadline
+            best = deadline if breach and deadline is not None and deadline > now_us else None
+            if ahead is not None:
+                instant = reading.timeline.instant_us(ahead)
+                if instant is not None and instant > now_us and (best is None or instant < best):
                     best = instant
-                break
-        return None if best is None else from_us(best)
+            return None if best is None else from_us(best)
 
-    return Field(name, kind, doc, example, getter, next_change=next_change if announces else None,
-                 next_changes=next_changes if announces else None, shorthand=_SHORTHAND.get(measure))
+        return earliest
+
+    return prepare
 
 
 def _getter(binding: SlaBinding, target: str, measure: str) -> Callable[[Ticket, datetime], Any]:
-    """The reading of one measure; each is written out because conditions call it for every ticket."""
+    """The reading of one measure (the reference of `_CODE`; explanations and templates call it)."""
 
     def reading(ticket: Ticket, now: datetime) -> Reading | None:
-        last_ticket, last_now, found, _ = binding.last
-        if last_ticket is not ticket or last_now != now:
-            found = binding.readings(ticket, now)
-        return found.get(target)
+        return binding.readings(ticket, now).get(target)
 
     if measure == "elapsed":
         def getter(ticket: Ticket, now: datetime) -> Any:
-            last_ticket, last_now, found, _ = binding.last
-            if last_ticket is not ticket or last_now != now:
-                found = binding.readings(ticket, now)
-            r = found.get(target)
+            r = reading(ticket, now)
             return None if r is None else r.percent
     elif measure == "breached":
         def getter(ticket: Ticket, now: datetime) -> Any:
-            last_ticket, last_now, found, _ = binding.last
-            if last_ticket is not ticket or last_now != now:
-                found = binding.readings(ticket, now)
-            r = found.get(target)
+            r = reading(ticket, now)
             return False if r is None else r.breached
     elif measure == "running":
         def getter(ticket: Ticket, now: datetime) -> Any:
-            last_ticket, last_now, found, _ = binding.last
-            if last_ticket is not ticket or last_now != now:
-                found = binding.readings(ticket, now)
-            r = found.get(target)
+            r = reading(ticket, now)
             return False if r is None else r.stopped_at is None
     elif measure == "remaining":
         def getter(ticket: Ticket, now: datetime) -> Any:
@@ -240,7 +270,7 @@ def _next_due_field(name: str, binding: SlaBinding) -> Field:
 
     def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
         at = min((r.deadline for r in due(ticket, now)), default=None)  # type: ignore[type-var]
-        return from_us(at) if at is not None and at > binding.last[3] else None
+        return from_us(at) if at is not None and at > binding.now_us else None
 
     return Field(name, Kind.CHOICE, "Which target (first_reply, next_reply, resolution) is due soonest among "
                  "running, unbreached clocks; empty when none is.", f"{name}: first_reply", getter,
