@@ -223,13 +223,21 @@ class Timeline:
     same instants in epoch microseconds.
     """
 
-    __slots__ = ("calendar", "pauses", "pauses_us", "start_us", "started_at")
+    __slots__ = ("calendar", "ongoing_us", "pauses", "pauses_us", "start_us", "started_at")
 
     def __init__(self, started_at: datetime, pauses: tuple[tuple[datetime, datetime | None], ...] = (),
-                 calendar: Calendar | None = None) -> None:
+                 calendar: Calendar | None = None, start_us: int | None = None) -> None:
         self.started_at, self.pauses, self.calendar = started_at, pauses, calendar
-        self.start_us = to_us(started_at)
-        self.pauses_us = tuple((to_us(a), None if b is None else to_us(b)) for a, b in pauses) if pauses else ()
+        self.start_us = to_us(started_at) if start_us is None else start_us
+        self.ongoing_us: int | None = None  # where an ongoing pause began
+        if pauses:
+            self.pauses_us = tuple((to_us(a), None if b is None else to_us(b)) for a, b in pauses)
+            for pause_start, pause_end in self.pauses_us:
+                if pause_end is None:
+                    self.ongoing_us = pause_start
+                    break
+        else:
+            self.pauses_us = ()
 
     def __repr__(self) -> str:
         return f"Timeline({self.started_at!r}, {self.pauses!r}, {self.calendar!r})"
@@ -293,17 +301,18 @@ class Reading:
 
     def __init__(self, target: str, policy: str, source: str, business: bool, timeline: Timeline, goal: int,
                  deadline: int | None, stopped_at: datetime | None, now: datetime, now_us: int) -> None:
-        ongoing = [a for a, b in timeline.pauses_us if b is None]
+        ongoing = timeline.ongoing_us
         if stopped_at is not None:
             frozen_at = to_us(stopped_at)
         else:
-            frozen_at = ongoing[0] if ongoing else now_us
-        end = max(frozen_at, timeline.start_us)
+            frozen_at = now_us if ongoing is None else ongoing
+        start = timeline.start_us
+        end = frozen_at if frozen_at > start else start
         elapsed = timeline.elapsed_us(end)
         breached = deadline is not None and (end > deadline if stopped_at is not None else end >= deadline)
         self.target, self.policy, self.source, self.business = target, policy, source, business
         self.timeline, self.goal, self.deadline, self.stopped_at = timeline, goal, deadline, stopped_at
-        self.paused = stopped_at is None and bool(ongoing)
+        self.paused = stopped_at is None and ongoing is not None
         self.elapsed, self.breached, self.now = elapsed, breached, now
         self.percent = elapsed * 100 / goal if goal > 0 else (100.0 if breached else 0.0)
 
@@ -420,8 +429,10 @@ class _Policy:
             raise ValueError(f"policy '{self.name}' names unknown calendar '{self.spec.calendar}'")
         pauses = _pauses(ticket, now, self.pausing, history) if self.pausing else ()
         result: dict[str, Reading] = {}
+        resolved = (ticket.solved_at or ticket.status_changed_at or now) if ticket.status in _RESOLVED else None
+        created_at, created_us = ticket.created_at, None
         for target, business, by_priority in self.targets:
-            span = _span(ticket, target, now)
+            span = _span(ticket, target, resolved)
             if span is None:
                 continue
             started_at, stopped_at = span
@@ -432,7 +443,13 @@ class _Policy:
             own = _clip(pauses, started_at, stopped_at) if pauses else ()
             if platform_deadline is not None:  # the helpdesk already moved its deadline for past pauses
                 own = tuple(p for p in own if p[1] is None) if stopped_at is None else ()
-            timeline = Timeline(started_at, own, calendar if business and not calendar.always_open else None)
+            start_us = None
+            if started_at is created_at:  # first reply and resolution both start at creation: convert once
+                if created_us is None:
+                    created_us = to_us(created_at)
+                start_us = created_us
+            timeline = Timeline(started_at, own, calendar if business and not calendar.always_open else None,
+                                start_us)
             if platform_deadline is not None:
                 deadline: int | None = to_us(platform_deadline)
                 goal = _measure_us(timeline, timeline.start_us, deadline)
@@ -498,9 +515,12 @@ def ticket_clocks(ticket: Ticket, now: datetime, policies: Sequence[SlaPolicySpe
     return {} if policy is None else clocks(ticket, now, policy, calendars, history)
 
 
-def _span(ticket: Ticket, target: str, now: datetime) -> tuple[datetime, datetime | None] | None:
-    """(started_at, stopped_at) of a target by the ticket's timestamps; None when it has not started."""
-    resolved = (ticket.solved_at or ticket.status_changed_at or now) if ticket.status.is_resolved else None
+_RESOLVED = frozenset(status for status in Status if status.is_resolved)
+
+
+def _span(ticket: Ticket, target: str, resolved: datetime | None) -> tuple[datetime, datetime | None] | None:
+    """(started_at, stopped_at) of a target by the ticket's timestamps, given when it was resolved (None
+    while it is not); None when the target has not started."""
     if target == "next_reply":
         customer, first = ticket.last_customer_update_at, ticket.first_responded_at
         if customer is None or first is None or customer <= first:
@@ -523,7 +543,7 @@ def _pauses(ticket: Ticket, now: datetime, statuses: set[str],
         # Unknown since when: the last update is the latest the status can have changed. Never `now`,
         # which would make a paused clock's reading drift with time.
         since = ticket.status_changed_at or ticket.updated_at or ticket.created_at or now
-        return ((since, None),) if ticket.status.value in statuses else ()
+        return ((since, None),) if ticket.status in statuses else ()  # a Status equals its value
     changes = sorted(history, key=lambda change: change.at)
     if changes[-1].status != ticket.status:  # the snapshot is newer than the history
         changes.append(StatusChange(max(changes[-1].at, ticket.status_changed_at or now), ticket.status))

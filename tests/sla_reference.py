@@ -57,8 +57,9 @@ def clocks(ticket: Ticket, now: datetime, policy: SlaPolicySpec, calendars: Mapp
     calendar = calendars[policy.calendar]
     pauses = _pauses(ticket, now, set(policy.pause_when), history)
     result = {}
+    resolved = (ticket.solved_at or ticket.status_changed_at or now) if ticket.status.is_resolved else None
     for target in TARGETS:
-        span = _span(ticket, target, now)
+        span = _span(ticket, target, resolved)
         if span is None:
             continue
         started_at, stopped_at = span

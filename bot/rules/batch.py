@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.model import Ticket
-from bot.rules.conditions import Group, Leaf, Node, code_namespace, conjoin, disjoin
+from bot.rules.conditions import Group, Leaf, Names, Node, code_namespace, conjoin, disjoin
 from bot.rules.fields import Kind
 
 #: Fewest rules sharing a field that make a lookup worth its call; how many lookups may nest.
@@ -90,77 +90,120 @@ def _lookup_leaf(node: Node) -> Leaf | None:
     return node
 
 
-class _Builder:
-    """Writes the source of one batch: a main function and one function per looked-up value."""
+@dataclass
+class _Branch:
+    """Rules tested one by one, and tables that file further rules under the value of one read."""
 
-    def __init__(self, with_open: bool) -> None:
-        self.with_open = with_open
-        self.namespace, self.bind = code_namespace()
-        self.sources: list[str] = []
-        self.tables: list[tuple[dict[Any, Any], dict[Any, str]]] = []  # filled with functions after exec
-        self.looked_up = False
+    rules: list[_Rule]
+    tables: list[tuple[str, dict[Any, _Branch]]]
 
-    def build(self, roots: Sequence[tuple[int, Node]]) -> Callable[..., Any]:
-        rules = [_Rule(int(number), tuple(_conjuncts(root))) for number, root in roots]
-        name = f"_batch_{next(_counter)}"
-        body = self._block(rules, frozenset(), 0)
-        lines = [f"def {name}(t, now):", "    _m = []", *(["    _o = []"] if self.with_open else []), *body]
-        if self.looked_up:
-            lines.append("    _m.sort()")
-        lines.append("    return _m, _o" if self.with_open else "    return _m")
-        self.sources.append("\n".join(lines))
-        exec(compile("\n\n".join(self.sources) + "\n", "<rules:batch>", "exec"), self.namespace)  # registry-made
-        for table, names in self.tables:
-            table.update({value: self.namespace[function] for value, function in names.items()})
-        return self.namespace[name]
 
-    def _block(self, rules: list[_Rule], settled: frozenset[str], depth: int) -> list[str]:
-        """Statements (indented for a function body) appending the numbers of `rules` that hold."""
-        chosen = self._choose(rules, settled) if depth < MAX_DEPTH else None
-        if chosen is None:
-            return [line for rule in rules for line in self._rule(rule)]
+def _plan(rules: list[_Rule], settled: frozenset[str], depth: int) -> _Branch:
+    """Take out, while it pays, the rules that most share a lookup; the rest are tested one by one."""
+    tables: list[tuple[str, dict[Any, _Branch]]] = []
+    while depth < MAX_DEPTH and (chosen := _choose(rules, settled)) is not None:
         read, filed = chosen
-        rest = [rule for rule in rules if rule.number not in filed]
         buckets: dict[Any, list[_Rule]] = {}
         for rule in rules:
             if rule.number in filed:
                 leaf = filed[rule.number]
                 for value in sorted(leaf.test.keys, key=repr):  # type: ignore[arg-type]
                     buckets.setdefault(value, []).append(rule.without(leaf))
-        self.looked_up = True
-        table: dict[Any, Any] = {}
-        names = {value: self._function(members, settled | {read}, depth + 1) for value, members in buckets.items()}
-        self.tables.append((table, names))
-        lines = self._block(rest, settled, depth)
-        lines += [f"    _f = {self.bind(table)}.get({read})",
-                  f"    if _f is not None: _f(t, now, _m{', _o' if self.with_open else ''})"]
-        return lines
+        tables.append((read, {value: _plan(members, settled | {read}, depth + 1)
+                              for value, members in buckets.items()}))
+        rules = [rule for rule in rules if rule.number not in filed]
+    return _Branch(rules, tables)
 
-    def _choose(self, rules: list[_Rule], settled: frozenset[str]) -> tuple[str, dict[int, Leaf]] | None:
-        """The value read that the most rules look up (at least MIN_SHARED), and each such rule's leaf."""
-        by_read: dict[str, dict[int, Leaf]] = {}
-        for rule in rules:
-            for conjunct in rule.conjuncts:
-                leaf = _lookup_leaf(conjunct)
-                if leaf is None:
-                    continue
-                read = leaf.test.key_code(f"t.{leaf.field.attr}")  # type: ignore[misc]
-                if read not in settled:
-                    by_read.setdefault(read, {}).setdefault(rule.number, leaf)
-        if not by_read:
-            return None
-        read, filed = max(by_read.items(), key=lambda item: len(item[1]))
-        return (read, filed) if len(filed) >= MIN_SHARED else None
 
-    def _function(self, rules: list[_Rule], settled: frozenset[str], depth: int) -> str:
+def _choose(rules: list[_Rule], settled: frozenset[str]) -> tuple[str, dict[int, Leaf]] | None:
+    """The value read that the most rules look up (at least MIN_SHARED), and each such rule's leaf."""
+    by_read: dict[str, dict[int, Leaf]] = {}
+    for rule in rules:
+        for conjunct in rule.conjuncts:
+            leaf = _lookup_leaf(conjunct)
+            if leaf is None:
+                continue
+            read = leaf.test.key_code(f"t.{leaf.field.attr}")  # type: ignore[misc]
+            if read not in settled:
+                by_read.setdefault(read, {}).setdefault(rule.number, leaf)
+    if not by_read:
+        return None
+    read, filed = max(by_read.items(), key=lambda item: len(item[1]))
+    return (read, filed) if len(filed) >= MIN_SHARED else None
+
+
+class _Shared(Names):
+    """Names for one generated function that also share value reads among its rules.
+
+    A first pass counts the reads; in the second, a value read twice or more is a local computed
+    the first time a rule needs it (`_unset` until then), so rules that never get that far do not
+    pay for it and the others do not pay again.
+    """
+
+    def __init__(self, base: Names, shared: dict[str, str] | None = None) -> None:
+        super().__init__(base.namespace)
+        self.names = base.names  # the same constants keep the same names
+        self.shared = shared or {}
+        self.counts: dict[str, int] = {}
+
+    def read(self, expr: str) -> str:
+        name = self.shared.get(expr)
+        if name is None:
+            self.counts[expr] = self.counts.get(expr, 0) + 1
+            return expr
+        return f"({name} if {name} is not _unset else ({name} := {expr}))"
+
+
+class _Builder:
+    """Writes the source of one batch: a main function and one function per looked-up value."""
+
+    def __init__(self, with_open: bool) -> None:
+        self.with_open = with_open
+        self.namespace, self.names = code_namespace()
+        self.sources: list[str] = []
+        self.tables: list[tuple[dict[Any, Any], dict[Any, str]]] = []  # filled with functions after exec
+
+    def build(self, roots: Sequence[tuple[int, Node]]) -> Callable[..., Any]:
+        branch = _plan([_Rule(int(number), tuple(_conjuncts(root))) for number, root in roots], frozenset(), 0)
+        name = self._function(branch, top=True)
+        exec(compile("\n\n".join(self.sources) + "\n", "<rules:batch>", "exec"), self.namespace)  # registry-made
+        for table, names in self.tables:
+            table.update({value: self.namespace[function] for value, function in names.items()})
+        return self.namespace[name]
+
+    def _function(self, branch: _Branch, top: bool = False) -> str:
+        lookups = []
+        for read, buckets in branch.tables:
+            table: dict[Any, Any] = {}
+            self.tables.append((table, {value: self._function(sub) for value, sub in buckets.items()}))
+            lookups.append((read, table))
+        counting = _Shared(self.names)
+        self._body(branch.rules, lookups, counting)
+        shared = {expr: f"_s{i}" for i, expr in enumerate(e for e, n in counting.counts.items() if n > 1)}
+        body = self._body(branch.rules, lookups, _Shared(self.names, shared))
         name = f"_batch_{next(_counter)}"
-        body = self._block(rules, settled, depth) or ["    pass"]
-        self.sources.append("\n".join([f"def {name}(t, now, _m{', _o' if self.with_open else ''}):", *body]))
+        found = ", _o" if self.with_open else ""
+        head = [f"def {name}(t, now):", "    _m = []", *(["    _o = []"] if self.with_open else [])] if top \
+            else [f"def {name}(t, now, _m{found}):"]
+        if shared:
+            head.append(f"    {' = '.join(shared.values())} = _unset")
+        tail = []
+        if top:
+            tail = [*(["    _m.sort()"] if branch.tables else []), f"    return _m{found}"]
+        self.sources.append("\n".join([*head, *body, *tail] if body or tail or shared else [*head, "    pass"]))
         return name
 
-    def _rule(self, rule: _Rule) -> list[str]:
+    def _body(self, rules: list[_Rule], lookups: list[tuple[str, dict[Any, Any]]], names: _Shared) -> list[str]:
+        lines = [line for rule in rules for line in self._rule(rule, names)]
+        for read, table in lookups:
+            key = read if read.startswith("t.") else names.read(read)
+            lines += [f"    _f = {names(table)}.get({key})",
+                      f"    if _f is not None: _f(t, now, _m{', _o' if self.with_open else ''})"]
+        return lines
+
+    def _rule(self, rule: _Rule, bind: Names) -> list[str]:
         """Statements for one rule: append its number to `_m` when it holds, to `_o` when time could flip it."""
-        bind, number = self.bind, rule.number
+        number = rule.number
         timeless = sorted((c for c in rule.conjuncts if not _time_based(c)), key=lambda c: c.cost())
         timed = sorted((c for c in rule.conjuncts if _time_based(c)), key=lambda c: c.cost())
         guard = conjoin([c.code(bind) for c in timeless])

@@ -27,7 +27,7 @@ from typing import Any
 from bot.model import Ticket
 from bot.rules import fields as field_registry
 from bot.rules.fields import Field, Kind
-from bot.rules.operators import ALIASES, OPERATORS, RUNTIME, OperatorError, Test, lookup, suggest
+from bot.rules.operators import ALIASES, OPERATORS, RUNTIME, OperatorError, Test, fold_read, lookup, suggest
 from bot.rules.yamlsource import Path, format_path
 
 COMBINATORS = ("all", "any", "not")
@@ -121,13 +121,22 @@ class Leaf(Node):
         return Verdict(self.where, self.text, self.test.check(seen), seen)
 
     def code(self, bind: Callable[[Any], str]) -> str:
+        read = getattr(bind, "read", None)  # Names: values may be shared within a generated function
+        test, const = self.test, bind(self.test.const)
         if self.field.code is not None:
             value = self.field.code(bind)
         elif self.field.attr:
             value = f"t.{self.field.attr}"
         else:
             value = f"{bind(self.field.getter)}(t, now)"
-        return "(" + self.test.code(value, bind(self.test.const)) + ")"
+        if read is not None:
+            if test.folded_code is not None:
+                folded = read(fold_read(value))
+                if folded != fold_read(value):
+                    return "(" + test.folded_code(folded, const) + ")"
+            if not self.field.attr:
+                value = read(value)
+        return "(" + test.code(value, const) + ")"
 
     def leaves(self) -> list[Leaf]:
         return [self]
@@ -290,19 +299,34 @@ def compile_condition(raw: Any, path: Path, problems: list[Problem], context: An
     return Condition(root, namespace[name], source, leaves)
 
 
-def code_namespace() -> tuple[dict[str, Any], Callable[[Any], str]]:
+def code_namespace() -> tuple[dict[str, Any], Names]:
     """A namespace for generated code (the runtime helpers only) and `bind`, which names a constant in it."""
     namespace: dict[str, Any] = dict(RUNTIME)
-    names: dict[int, str] = {}
+    return namespace, Names(namespace)
 
-    def bind(obj: Any) -> str:
+
+class Names:
+    """`bind(obj)`: the name of a constant in generated code's namespace (the same object, the same name).
+
+    `read(expr)` gives the expression a leaf should use for a value it reads; here the value itself,
+    while `bot.rules.batch` answers with a local its function computes once and shares among rules.
+    """
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self.namespace = namespace
+        self.names: dict[int, str] = {}
+
+    def __call__(self, obj: Any) -> str:
         key = id(obj)
-        if key not in names:
-            names[key] = f"_c{len(names)}"
-            namespace[names[key]] = obj
-        return names[key]
+        name = self.names.get(key)
+        if name is None:
+            name = self.names[key] = f"_c{len(self.names)}"
+            self.namespace[name] = obj
+        return name
 
-    return namespace, bind
+    def read(self, expr: str) -> str:
+        """The expression to use for the value `expr` reads (pure in `t` and `now`)."""
+        return expr
 
 
 def conjoin(parts: Sequence[str]) -> str:

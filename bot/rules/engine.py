@@ -58,33 +58,35 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
     index = _index_for(rules)
     verdicts = index.verdicts
     tickets = tickets if isinstance(tickets, list | tuple) else list(tickets)
-    remembered = _by_ticket(memory, rules, len(tickets))
+    remembered = _by_ticket(memory, rules, index.position, len(tickets))
     fired_now: dict[int, Firing] = {}  # Firing is frozen: one per occurrence number serves every ticket
     for ticket in tickets:
         key = ticket.key
         soonest: datetime | None = None
         held, still_open = verdicts(ticket, now)  # positions of rules that hold / time could flip, in file order
-        entries = remembered(key)
+        entries = remembered(key)  # position -> Firing
         if entries:  # rules that do not hold still see their memory, to record a falling edge
-            visit: Iterable[int] = sorted({*held, *(index.position[name] for name in entries)})
             holds: Container[int] = set(held)
+            visit: Iterable[int] = sorted(entries.keys() | holds)
         else:
             visit = holds = held
         stopped = False
         for position in visit:
-            rule = rules[position]
-            before = entries.get(rule.name) if entries else None
+            before = entries.get(position) if entries else None
             if position in holds:
-                slot = (rule.name, key)
-                fire = before is None or not before.matching
-                if not fire and rule.repeat is not None and before.fired_at is not None:
-                    fire = now - before.fired_at >= rule.repeat
+                rule = rules[position]
+                if before is not None and before.matching:
+                    if rule.repeat is None:
+                        continue  # held before and still holds: nothing to do (so a `stop` did not act now)
+                    fire = before.fired_at is not None and now - before.fired_at >= rule.repeat
+                else:
+                    fire = True
                 if fire:
                     occurrence = (before.occurrence if before else 0) + 1
                     firing = fired_now.get(occurrence)
                     if firing is None:
                         firing = fired_now[occurrence] = Firing(True, occurrence, now)
-                    updates[slot] = firing
+                    updates[(rule.name, key)] = firing
                     matches.append(_match(rule, ticket, now, occurrence))
                     fired_at = now
                 else:
@@ -93,13 +95,13 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
                     due = fired_at + rule.repeat
                     if soonest is None or due < soonest:
                         soonest = due
-                if rule.stop and updates.get(slot, before) is not before:
+                if rule.stop and fire:
                     # This rule acted on the ticket now: later rules wait for the next pass, due at once.
                     soonest = now + _NEXT_PASS
                     stopped = True
                     break
             elif before is not None and before.matching:
-                updates[(rule.name, key)] = Firing(False, before.occurrence, before.fired_at)
+                updates[(rules[position].name, key)] = Firing(False, before.occurrence, before.fired_at)
         if not stopped:
             at = index.next_change(ticket, now, still_open)
             if at is not None and (soonest is None or at < soonest):
@@ -236,20 +238,20 @@ def _index_for(rules: tuple[CompiledRule, ...]) -> _Index:
     return index
 
 
-def _by_ticket(memory: Memory, rules: tuple[CompiledRule, ...],
-               tickets: int) -> Callable[[str], Mapping[str, Firing] | None]:
-    """Memory per ticket key: grouped once when that is cheaper than one lookup per (rule, ticket)."""
+def _by_ticket(memory: Memory, rules: tuple[CompiledRule, ...], position: Mapping[str, int],
+               tickets: int) -> Callable[[str], Mapping[int, Firing] | None]:
+    """Memory per ticket key, by rule position: grouped once when that is cheaper than one lookup per (rule, ticket)."""
     if not memory:
         return lambda key: None
     if len(memory) <= tickets * len(rules):
-        names = {rule.name for rule in rules}
-        grouped: dict[str, dict[str, Firing]] = {}
+        grouped: dict[str, dict[int, Firing]] = {}
         for (name, key), firing in memory.items():
-            if name in names:
-                grouped.setdefault(key, {})[name] = firing
+            at = position.get(name)
+            if at is not None:
+                grouped.setdefault(key, {})[at] = firing
         return grouped.get
     get = memory.get
-    return lambda key: {rule.name: f for rule in rules if (f := get((rule.name, key))) is not None}
+    return lambda key: {i: f for i, rule in enumerate(rules) if (f := get((rule.name, key))) is not None}
 
 
 def _match(rule: CompiledRule, ticket: Ticket, now: datetime, occurrence: int) -> RuleMatch:

@@ -32,7 +32,9 @@ class Test:
 
     An equality or membership test also gives `keys` and `key_code`: it holds exactly when the value
     read by `key_code(value_expr)` is one of `keys`, so a batch of conditions can look several rules'
-    tests up in one table (`bot.rules.batch`) instead of checking them one by one.
+    tests up in one table (`bot.rules.batch`) instead of checking them one by one. A test that
+    compares text ignoring case gives `folded_code`, the same test over `fold_read(value_expr)`, so a
+    batch can fold a field once for all the rules that read it.
     """
 
     const: Any
@@ -41,6 +43,7 @@ class Test:
     shown: str
     keys: frozenset | None = None
     key_code: Callable[[str], str] | None = None
+    folded_code: Callable[[str, str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,12 @@ def _read(fold: bool) -> Callable[[Any], Any]:
 
 def _read_code(fold: bool, v: str) -> str:
     # inline, not a call: `_v` is a local of the generated function, assigned before it is read
-    return f"(_v.casefold() if isinstance(_v := {v}, str) else _v)" if fold else v
+    return fold_read(v) if fold else v
+
+
+def fold_read(v: str) -> str:
+    """The value `v` reads, case-folded when it is text (any other value as it is)."""
+    return f"(_v.casefold() if isinstance(_v := {v}, str) else _v)"
 
 
 def _equality_code(symbol: str, fold: bool, const: Any) -> Callable[[str, str], str]:
@@ -169,14 +177,15 @@ def _eq(field: Field, value: Any, case_sensitive: bool) -> Test:
     fold = _fold(field, case_sensitive)
     keys = None if const is None else frozenset((const,))
     return Test(const, lambda v: read(v) == const, _equality_code("==", fold, const), show(value), keys,
-                lambda v: _read_code(fold, v))
+                lambda v: _read_code(fold, v), _equality_code("==", False, const) if fold else None)
 
 
 @operator("ne", EQUALITY, "Does not equal.", "status: {ne: pending}", ("is_not",))
 def _ne(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, read = _scalar(field, value, case_sensitive), _read(_fold(field, case_sensitive))
     fold = _fold(field, case_sensitive)
-    return Test(const, lambda v: read(v) != const, _equality_code("!=", fold, const), show(value))
+    return Test(const, lambda v: read(v) != const, _equality_code("!=", fold, const), show(value),
+                folded_code=_equality_code("!=", False, const) if fold else None)
 
 
 def _members(field: Field, value: Any, case_sensitive: bool) -> frozenset:
@@ -190,7 +199,7 @@ def _in(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _members(field, value, case_sensitive), _fold(field, case_sensitive)
     read = _read(fold)
     return Test(const, lambda v: read(v) in const, lambda v, c: f"{_read_code(fold, v)} in {c}", show(value),
-                const, lambda v: _read_code(fold, v))
+                const, lambda v: _read_code(fold, v), (lambda h, c: f"{h} in {c}") if fold else None)
 
 
 @operator("not_in", EQUALITY, "Is none of a list.", "status: {not_in: [pending, on_hold]}", ("none_of",))
@@ -198,7 +207,7 @@ def _not_in(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _members(field, value, case_sensitive), _fold(field, case_sensitive)
     read = _read(fold)
     return Test(const, lambda v: read(v) not in const, lambda v, c: f"{_read_code(fold, v)} not in {c}",
-                show(value))
+                show(value), folded_code=(lambda h, c: f"{h} not in {c}") if fold else None)
 
 
 @operator("has", {Kind.TAGS}, "The ticket has this tag.", "tags: {has: vip}", ("includes",))
@@ -248,13 +257,16 @@ def _contains(field: Field, value: Any, case_sensitive: bool) -> Test:
         return Test(const, lambda v: isinstance(v, str) and const in v,
                     lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v)", show(value))
     return Test(const, lambda v: isinstance(v, str) and const in v.casefold(),
-                lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v.casefold())", show(value))
+                lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v.casefold())", show(value),
+                folded_code=lambda h, c: f"(isinstance({h}, str) and {c} in {h})")
 
 
 @operator("not_contains", TEXTUAL, "The text does not contain this.", 'subject: {not_contains: "test"}')
 def _not_contains(field: Field, value: Any, case_sensitive: bool) -> Test:
     inner = _contains(field, value, case_sensitive)
-    return Test(inner.const, lambda v: not inner.check(v), lambda v, c: f"not {inner.code(v, c)}", show(value))
+    folded = inner.folded_code
+    return Test(inner.const, lambda v: not inner.check(v), lambda v, c: f"not {inner.code(v, c)}", show(value),
+                folded_code=None if folded is None else lambda h, c: f"not {folded(h, c)}")
 
 
 @operator("starts_with", TEXTUAL, "The text starts with this.", 'subject: {starts_with: "[outage]"}')
@@ -263,7 +275,8 @@ def _starts_with(field: Field, value: Any, case_sensitive: bool) -> Test:
     read = _read(fold)
     fold_code = ".casefold()" if fold else ""
     return Test(const, lambda v: isinstance(v, str) and read(v).startswith(const),
-                lambda v, c: f"(isinstance(_v := {v}, str) and _v{fold_code}.startswith({c}))", show(value))
+                lambda v, c: f"(isinstance(_v := {v}, str) and _v{fold_code}.startswith({c}))", show(value),
+                folded_code=(lambda h, c: f"(isinstance({h}, str) and {h}.startswith({c}))") if fold else None)
 
 
 @operator("matches", TEXTUAL, "A regular expression finds a match (ignoring case unless case_sensitive).",
@@ -355,5 +368,6 @@ RUNTIME: dict[str, Any] = {
     "_rank": _RANK_OF,
     "_number": (int, float),
     "_collection": (frozenset, set, list, tuple),
+    "_unset": object(),  # a shared value not read yet (bot.rules.batch)
     "timedelta": timedelta,
 }  # fmt: skip

@@ -17,6 +17,7 @@ could flip a comparison, so the engine re-checks a ticket exactly then.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,27 +197,35 @@ def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str
             waits_for_breach, found, after = _announcement(name.rsplit(".", 1)[1], operator, const)
             breach = breach or waits_for_breach
             marks.update((scale, add, divisor, after) for scale, add, divisor in found)
-        merged = tuple(sorted(marks))
+        by_goal: dict[int, tuple[int, ...]] = {}
+
+        def crossings(goal: int) -> tuple[int, ...]:
+            """Every elapsed time at which a comparison flips, for this goal, sorted: per mark, where it is
+            reached and where it is passed (only passed for `>`-like tests), as in Reading.next_change."""
+            found = set()
+            for scale, add, divisor, after in marks:
+                numerator = goal * scale + add
+                found.add(numerator // divisor + 1)
+                if not after:
+                    found.add(-(-numerator // divisor))
+            if len(by_goal) >= 256:  # goals come from priorities, or a helpdesk's own deadlines
+                by_goal.clear()
+            by_goal[goal] = ordered = tuple(sorted(found))
+            return ordered
 
         def earliest(ticket: Ticket, now: datetime) -> datetime | None:
             """A clock reaches a larger elapsed time no earlier, so the earliest change is the breach or
-            the instant of the smallest mark still ahead (one calendar lookup)."""
+            the first crossing still ahead (one calendar lookup)."""
             reading = binding.running(ticket, now, target)
             if reading is None:
                 return None
             now_us = binding.now_us
-            elapsed, goal = reading.elapsed, reading.goal
-            ahead = None
-            for scale, add, divisor, after in merged:  # as Reading.next_change: the first crossing of each mark
-                numerator = goal * scale + add
-                passed = numerator // divisor + 1
-                mark = passed if after or elapsed >= -(-numerator // divisor) else -(-numerator // divisor)
-                if elapsed < mark and (ahead is None or mark < ahead):
-                    ahead = mark
             deadline = reading.deadline
             best = deadline if breach and deadline is not None and deadline > now_us else None
-            if ahead is not None:
-                instant = reading.timeline.instant_us(ahead)
+            ahead = by_goal.get(reading.goal) or crossings(reading.goal)
+            i = bisect_right(ahead, reading.elapsed)
+            if i < len(ahead):
+                instant = reading.timeline.instant_us(ahead[i])
                 if instant is not None and instant > now_us and (best is None or instant < best):
                     best = instant
             return None if best is None else from_us(best)
