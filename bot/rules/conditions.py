@@ -27,7 +27,7 @@ from typing import Any
 from bot.model import Ticket
 from bot.rules import fields as field_registry
 from bot.rules.fields import Field, Kind
-from bot.rules.operators import ALIASES, OPERATORS, RUNTIME, OperatorError, Test, fold_read, lookup, suggest
+from bot.rules.operators import ALIASES, OPERATORS, RUNTIME, OperatorError, Test, lookup, suggest
 from bot.rules.yamlsource import Path, format_path
 
 COMBINATORS = ("all", "any", "not")
@@ -130,10 +130,11 @@ class Leaf(Node):
         else:
             value = f"{bind(self.field.getter)}(t, now)"
         if read is not None:
-            if test.folded_code is not None:
-                folded = read(fold_read(value))
-                if folded != fold_read(value):
-                    return "(" + test.folded_code(folded, const) + ")"
+            if test.shared is not None:
+                share, over = test.shared
+                shared = read(share(value))
+                if shared != share(value):
+                    return "(" + over(shared, const) + ")"
             if not self.field.attr:
                 value = read(value)
         return "(" + test.code(value, const) + ")"

@@ -32,9 +32,10 @@ class Test:
 
     An equality or membership test also gives `keys` and `key_code`: it holds exactly when the value
     read by `key_code(value_expr)` is one of `keys`, so a batch of conditions can look several rules'
-    tests up in one table (`bot.rules.batch`) instead of checking them one by one. A test that
-    compares text ignoring case gives `folded_code`, the same test over `fold_read(value_expr)`, so a
-    batch can fold a field once for all the rules that read it.
+    tests up in one table (`bot.rules.batch`) instead of checking them one by one. A text test may
+    give `shared`: (read, code) such that `code(read(value_expr), const)` is the same test, where
+    `read` is what several rules can share (the text case-folded once), so a batch folds a field
+    once for all the rules that read it.
     """
 
     const: Any
@@ -43,7 +44,7 @@ class Test:
     shown: str
     keys: frozenset | None = None
     key_code: Callable[[str], str] | None = None
-    folded_code: Callable[[str, str], str] | None = None
+    shared: tuple[Callable[[str], str], Callable[[str, str], str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,16 @@ def fold_read(v: str) -> str:
     return f"(_v.casefold() if isinstance(_v := {v}, str) else _v)"
 
 
+def fold_text(v: str) -> str:
+    """The text `v` reads, case-folded; "" when it is not text (no test text is found in "")."""
+    return f'(_v.casefold() if isinstance(_v := {v}, str) else "")'
+
+
+def as_text(v: str) -> str:
+    """The text `v` reads; "" when it is not text."""
+    return f'(_v if isinstance(_v := {v}, str) else "")'
+
+
 def _equality_code(symbol: str, fold: bool, const: Any) -> Callable[[str, str], str]:
     """`v == c`; against null, `is None` (the same answer for every value a field reads, without a call)."""
     if const is None:
@@ -177,7 +188,7 @@ def _eq(field: Field, value: Any, case_sensitive: bool) -> Test:
     fold = _fold(field, case_sensitive)
     keys = None if const is None else frozenset((const,))
     return Test(const, lambda v: read(v) == const, _equality_code("==", fold, const), show(value), keys,
-                lambda v: _read_code(fold, v), _equality_code("==", False, const) if fold else None)
+                lambda v: _read_code(fold, v), (fold_read, _equality_code("==", False, const)) if fold else None)
 
 
 @operator("ne", EQUALITY, "Does not equal.", "status: {ne: pending}", ("is_not",))
@@ -185,7 +196,7 @@ def _ne(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, read = _scalar(field, value, case_sensitive), _read(_fold(field, case_sensitive))
     fold = _fold(field, case_sensitive)
     return Test(const, lambda v: read(v) != const, _equality_code("!=", fold, const), show(value),
-                folded_code=_equality_code("!=", False, const) if fold else None)
+                shared=(fold_read, _equality_code("!=", False, const)) if fold else None)
 
 
 def _members(field: Field, value: Any, case_sensitive: bool) -> frozenset:
@@ -199,7 +210,7 @@ def _in(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _members(field, value, case_sensitive), _fold(field, case_sensitive)
     read = _read(fold)
     return Test(const, lambda v: read(v) in const, lambda v, c: f"{_read_code(fold, v)} in {c}", show(value),
-                const, lambda v: _read_code(fold, v), (lambda h, c: f"{h} in {c}") if fold else None)
+                const, lambda v: _read_code(fold, v), (fold_read, lambda h, c: f"{h} in {c}") if fold else None)
 
 
 @operator("not_in", EQUALITY, "Is none of a list.", "status: {not_in: [pending, on_hold]}", ("none_of",))
@@ -207,7 +218,7 @@ def _not_in(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _members(field, value, case_sensitive), _fold(field, case_sensitive)
     read = _read(fold)
     return Test(const, lambda v: read(v) not in const, lambda v, c: f"{_read_code(fold, v)} not in {c}",
-                show(value), folded_code=(lambda h, c: f"{h} not in {c}") if fold else None)
+                show(value), shared=(fold_read, lambda h, c: f"{h} not in {c}") if fold else None)
 
 
 @operator("has", {Kind.TAGS}, "The ticket has this tag.", "tags: {has: vip}", ("includes",))
@@ -255,18 +266,19 @@ def _contains(field: Field, value: Any, case_sensitive: bool) -> Test:
     const = _text(value, case_sensitive)
     if case_sensitive:
         return Test(const, lambda v: isinstance(v, str) and const in v,
-                    lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v)", show(value))
+                    lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v)", show(value),
+                    shared=(as_text, lambda h, c: f"{c} in {h}"))
     return Test(const, lambda v: isinstance(v, str) and const in v.casefold(),
                 lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v.casefold())", show(value),
-                folded_code=lambda h, c: f"(isinstance({h}, str) and {c} in {h})")
+                shared=(fold_text, lambda h, c: f"{c} in {h}"))
 
 
 @operator("not_contains", TEXTUAL, "The text does not contain this.", 'subject: {not_contains: "test"}')
 def _not_contains(field: Field, value: Any, case_sensitive: bool) -> Test:
     inner = _contains(field, value, case_sensitive)
-    folded = inner.folded_code
+    read, code = inner.shared  # type: ignore[misc]
     return Test(inner.const, lambda v: not inner.check(v), lambda v, c: f"not {inner.code(v, c)}", show(value),
-                folded_code=None if folded is None else lambda h, c: f"not {folded(h, c)}")
+                shared=(read, lambda h, c: f"not {code(h, c)}"))
 
 
 @operator("starts_with", TEXTUAL, "The text starts with this.", 'subject: {starts_with: "[outage]"}')
@@ -276,7 +288,7 @@ def _starts_with(field: Field, value: Any, case_sensitive: bool) -> Test:
     fold_code = ".casefold()" if fold else ""
     return Test(const, lambda v: isinstance(v, str) and read(v).startswith(const),
                 lambda v, c: f"(isinstance(_v := {v}, str) and _v{fold_code}.startswith({c}))", show(value),
-                folded_code=(lambda h, c: f"(isinstance({h}, str) and {h}.startswith({c}))") if fold else None)
+                shared=(fold_text if fold else as_text, lambda h, c: f"{h}.startswith({c})"))
 
 
 @operator("matches", TEXTUAL, "A regular expression finds a match (ignoring case unless case_sensitive).",

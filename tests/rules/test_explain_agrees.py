@@ -71,10 +71,21 @@ ROUTING = make_config("\n".join(
 - name: Typed question
   when: {type: question}
   then: [{add_tags: t3}]
+- name: Words
+  when: {any: [{subject: {contains: refund}}, {subject: {starts_with: "re:"}}, {group: {contains: bill}}]}
+  then: [{add_tags: w1}]
+- name: No words
+  when: {all: [{subject: {not_contains: thanks}}, {description: {contains: OUT, case_sensitive: true}},
+               {group: {ne: billing}}, {group: {not_in: [technical]}}]}
+  then: [{add_tags: w2}]
+- name: Exact words
+  when: {any: [{subject: {contains: "RE:", case_sensitive: true}}, {description: {starts_with: "[vip]"}},
+               {group: {starts_with: TECH, case_sensitive: true}}]}
+  then: [{add_tags: w3}]
 """)
 
 words = st.sampled_from(["refund", "RE: hi", "outage", "[VIP] x", "thanks", "", "Billing", "TECHNICAL", "technical",
-                         "zz"])
+                         "zz", "OUTAGE", "re: refund"])
 moments = st.one_of(st.none(), st.integers(-10_000, 3_000).map(lambda m: NOW - timedelta(minutes=m)))
 
 
