@@ -64,12 +64,17 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
         key = ticket.key
         soonest: datetime | None = None
         held, still_open = verdicts(ticket, now)  # positions of rules that hold / time could flip, in file order
-        entries = remembered(key)  # position -> Firing
-        if entries:  # rules that do not hold still see their memory, to record a falling edge
+        memo = remembered(key)  # (position -> Firing, positions that were matching)
+        if memo is not None:  # rules that do not hold still see their memory, to record a falling edge
+            entries, matching = memo
             holds: Container[int] = set(held)
-            visit: Iterable[int] = sorted(entries.keys() | holds)
+            if holds == matching:  # the same rules hold as before: no edge, only repeats can fire
+                repeats = index.repeating
+                visit: Iterable[int] = () if matching.isdisjoint(repeats) else sorted(matching & repeats)
+            else:
+                visit = sorted(entries.keys() | holds)
         else:
-            visit = holds = held
+            entries, visit, holds = None, held, held
         stopped = False
         for position in visit:
             before = entries.get(position) if entries else None
@@ -130,6 +135,7 @@ class _Index:
 
     def __init__(self, rules: tuple[CompiledRule, ...]):
         self.position = {rule.name: i for i, rule in enumerate(rules)}
+        self.repeating = frozenset(i for i, rule in enumerate(rules) if rule.repeat is not None)
         self.verdicts = compile_verdicts([(i, rule.condition.root) for i, rule in enumerate(rules)])
         self.times = [_Thresholds(rule) for rule in rules]
         self.wakers: dict[tuple[int, ...], _Waker] = {}
@@ -239,19 +245,31 @@ def _index_for(rules: tuple[CompiledRule, ...]) -> _Index:
 
 
 def _by_ticket(memory: Memory, rules: tuple[CompiledRule, ...], position: Mapping[str, int],
-               tickets: int) -> Callable[[str], Mapping[int, Firing] | None]:
-    """Memory per ticket key, by rule position: grouped once when that is cheaper than one lookup per (rule, ticket)."""
+               tickets: int) -> Callable[[str], tuple[dict[int, Firing], set[int]] | None]:
+    """Memory per ticket key, by rule position, with the positions that were matching: grouped once when
+    that is cheaper than one lookup per (rule, ticket)."""
     if not memory:
         return lambda key: None
     if len(memory) <= tickets * len(rules):
-        grouped: dict[str, dict[int, Firing]] = {}
+        grouped: dict[str, tuple[dict[int, Firing], set[int]]] = {}
         for (name, key), firing in memory.items():
             at = position.get(name)
-            if at is not None:
-                grouped.setdefault(key, {})[at] = firing
+            if at is None:
+                continue
+            found = grouped.get(key)
+            if found is None:
+                found = grouped[key] = ({}, set())
+            found[0][at] = firing
+            if firing.matching:
+                found[1].add(at)
         return grouped.get
     get = memory.get
-    return lambda key: {i: f for i, rule in enumerate(rules) if (f := get((rule.name, key))) is not None}
+
+    def one_by_one(key: str) -> tuple[dict[int, Firing], set[int]] | None:
+        entries = {i: f for i, rule in enumerate(rules) if (f := get((rule.name, key))) is not None}
+        return (entries, {i for i, f in entries.items() if f.matching}) if entries else None
+
+    return one_by_one
 
 
 def _match(rule: CompiledRule, ticket: Ticket, now: datetime, occurrence: int) -> RuleMatch:
