@@ -289,18 +289,25 @@ class Timeline:
         return calendar.add_us(cursor, left) if calendar else cursor + left
 
 
+#: `Reading`'s deadline for deskbot's own clocks: where the running time reaches the goal, found when asked.
+WHEN_GOAL_REACHED: Any = object()
+
+
 class Reading:
     """One target's clock at `now`, in epoch microseconds: what conditions read and announcements need.
 
     `elapsed` is the running time at `now` (or where the clock stopped or paused), `goal` the allowed
     time, `deadline` None while a paused clock has time left; `percent` is `Clock.elapsed_percent`.
+    Given `deadline=WHEN_GOAL_REACHED` (deskbot's own clocks), the deadline is the instant the running
+    time reaches the goal, found in the calendar only when asked: until then, a clock that has not
+    stopped is breached exactly when its running time has reached the goal.
     """
 
-    __slots__ = ("breached", "business", "deadline", "elapsed", "goal", "now", "paused", "percent", "policy",
+    __slots__ = ("_deadline", "breached", "business", "elapsed", "goal", "now", "paused", "percent", "policy",
                  "source", "stopped_at", "target", "timeline")
 
     def __init__(self, target: str, policy: str, source: str, business: bool, timeline: Timeline, goal: int,
-                 deadline: int | None, stopped_at: datetime | None, now: datetime, now_us: int) -> None:
+                 deadline: Any, stopped_at: datetime | None, now: datetime, now_us: int) -> None:
         ongoing = timeline.ongoing_us
         if stopped_at is not None:
             frozen_at = to_us(stopped_at)
@@ -308,10 +315,22 @@ class Reading:
             frozen_at = now_us if ongoing is None else ongoing
         start = timeline.start_us
         end = frozen_at if frozen_at > start else start
-        elapsed = timeline.elapsed_us(end)
-        breached = deadline is not None and (end > deadline if stopped_at is not None else end >= deadline)
+        if timeline.pauses_us:
+            elapsed = timeline.elapsed_us(end)
+        else:  # Timeline.elapsed_us without pauses, inline: this runs for every ticket and target
+            calendar = timeline.calendar
+            elapsed = calendar.between_us(start, end) if calendar else end - start
+        self.timeline, self.goal = timeline, goal
+        if deadline is WHEN_GOAL_REACHED:
+            if stopped_at is None:
+                breached = elapsed >= goal  # the same as end >= deadline: elapsed time never decreases
+            else:
+                deadline = timeline.instant_us(goal)  # stopped exactly at the deadline is in time
+                breached = deadline is not None and end > deadline
+        else:
+            breached = deadline is not None and (end > deadline if stopped_at is not None else end >= deadline)
         self.target, self.policy, self.source, self.business = target, policy, source, business
-        self.timeline, self.goal, self.deadline, self.stopped_at = timeline, goal, deadline, stopped_at
+        self._deadline, self.stopped_at = deadline, stopped_at
         self.paused = stopped_at is None and ongoing is not None
         self.elapsed, self.breached, self.now = elapsed, breached, now
         self.percent = elapsed * 100 / goal if goal > 0 else (100.0 if breached else 0.0)
@@ -320,6 +339,14 @@ class Reading:
     def running(self) -> bool:
         """True when time alone moves this clock."""
         return self.stopped_at is None and not self.paused
+
+    @property
+    def deadline(self) -> int | None:
+        """When the target breaches (epoch microseconds); None while a paused clock has time left."""
+        deadline = self._deadline
+        if deadline is WHEN_GOAL_REACHED:
+            deadline = self._deadline = self.timeline.instant_us(self.goal)
+        return deadline  # type: ignore[return-value]
 
     def next_change(self, now: int, breach: bool, marks: Sequence[tuple[int, int, int]] = (),
                     after: bool = False) -> int | None:
@@ -412,13 +439,15 @@ class _Policy:
         self.pausing = set(spec.pause_when)
         self.covers = _matcher(spec.applies_to)
         targets = []
+        calendar = self.calendar
         for target in TARGETS:
             goals: TargetSpec | None = getattr(spec.targets, target)
             business = goals.business_hours if goals else True
             by_priority = {p: (None if goals is None or goals.goal(p) is None else goals.goal(p) // TICK)
                            for p in Priority}
+            counted = calendar if business and calendar is not None and not calendar.always_open else None
             if goals is not None or self.platform:
-                targets.append((target, business, by_priority))
+                targets.append((target, business, by_priority, counted))
         self.targets = tuple(targets)
 
     def read(self, ticket: Ticket, now: datetime, now_us: int,
@@ -431,7 +460,7 @@ class _Policy:
         result: dict[str, Reading] = {}
         resolved = (ticket.solved_at or ticket.status_changed_at or now) if ticket.status in _RESOLVED else None
         created_at, created_us = ticket.created_at, None
-        for target, business, by_priority in self.targets:
+        for target, business, by_priority, counted in self.targets:
             span = _span(ticket, target, resolved)
             if span is None:
                 continue
@@ -448,15 +477,14 @@ class _Policy:
                 if created_us is None:
                     created_us = to_us(created_at)
                 start_us = created_us
-            timeline = Timeline(started_at, own, calendar if business and not calendar.always_open else None,
-                                start_us)
+            timeline = Timeline(started_at, own, counted, start_us)
             if platform_deadline is not None:
-                deadline: int | None = to_us(platform_deadline)
+                deadline: Any = to_us(platform_deadline)
                 goal = _measure_us(timeline, timeline.start_us, deadline)
                 source = "platform"
             else:
                 assert goal is not None
-                deadline = timeline.instant_us(goal)
+                deadline = WHEN_GOAL_REACHED
                 source = "deskbot"
             result[target] = Reading(target, self.name, source, business, timeline, goal, deadline, stopped_at,
                                      now, now_us)

@@ -197,12 +197,13 @@ def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str
             waits_for_breach, found, after = _announcement(name.rsplit(".", 1)[1], operator, const)
             breach = breach or waits_for_breach
             marks.update((scale, add, divisor, after) for scale, add, divisor in found)
-        by_goal: dict[int, tuple[int, ...]] = {}
+        by_goal: dict[tuple[int, bool], tuple[int, ...]] = {}
 
-        def crossings(goal: int) -> tuple[int, ...]:
+        def crossings(goal: int, own: bool) -> tuple[int, ...]:
             """Every elapsed time at which a comparison flips, for this goal, sorted: per mark, where it is
-            reached and where it is passed (only passed for `>`-like tests), as in Reading.next_change."""
-            found = set()
+            reached and where it is passed (only passed for `>`-like tests), as in Reading.next_change;
+            for deskbot's own clocks the breach too, where the elapsed time reaches the goal."""
+            found = {goal} if own and breach else set()
             for scale, add, divisor, after in marks:
                 numerator = goal * scale + add
                 found.add(numerator // divisor + 1)
@@ -210,19 +211,23 @@ def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str
                     found.add(-(-numerator // divisor))
             if len(by_goal) >= 256:  # goals come from priorities, or a helpdesk's own deadlines
                 by_goal.clear()
-            by_goal[goal] = ordered = tuple(sorted(found))
+            by_goal[(goal, own)] = ordered = tuple(sorted(found))
             return ordered
 
         def earliest(ticket: Ticket, now: datetime) -> datetime | None:
-            """A clock reaches a larger elapsed time no earlier, so the earliest change is the breach or
-            the first crossing still ahead (one calendar lookup)."""
+            """A clock reaches a larger elapsed time no earlier, so the earliest change is the first
+            crossing still ahead (one calendar lookup), or a helpdesk's own deadline when sooner."""
             reading = binding.running(ticket, now, target)
             if reading is None:
                 return None
             now_us = binding.now_us
-            deadline = reading.deadline
-            best = deadline if breach and deadline is not None and deadline > now_us else None
-            ahead = by_goal.get(reading.goal) or crossings(reading.goal)
+            own = reading.source == "deskbot"
+            best = None
+            if breach and not own:
+                deadline = reading.deadline
+                best = deadline if deadline is not None and deadline > now_us else None
+            goal = reading.goal
+            ahead = by_goal.get((goal, own)) or crossings(goal, own)
             i = bisect_right(ahead, reading.elapsed)
             if i < len(ahead):
                 instant = reading.timeline.instant_us(ahead[i])
