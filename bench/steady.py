@@ -40,6 +40,9 @@ class CycleTiming:
         return self.select_s + self.plan_s + self.record_s
 
 
+CHUNK = 500  # the runner plans due tickets 500 at a time (bot.runtime.cycle.CHUNK)
+
+
 class State:
     """Mirror, memory and due index, as the runner's store holds them."""
 
@@ -83,28 +86,29 @@ class State:
                 out.append(key)
         return out
 
-    def evaluate(self, keys: Sequence[str], now: datetime, config: Config) -> tuple[Plan, float, float]:
-        """Plan these tickets and record the plan; returns the plan and the seconds spent in each."""
-        tickets = [self.tickets[k] for k in keys]
-        memory = self.memory_of(keys)
-        started = time.perf_counter()
-        result = plan(tickets, now, config, memory)
-        planned = time.perf_counter()
-        self.record(result, keys)
-        return result, planned - started, time.perf_counter() - planned
+    def evaluate(self, keys: Sequence[str], now: datetime, config: Config) -> tuple[int, float, float]:
+        """Plan these tickets in the runner's chunks and record each plan; returns the rule matches and
+        the seconds spent planning and recording."""
+        matched, plan_s, record_s = 0, 0.0, 0.0
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            tickets = [self.tickets[k] for k in chunk]
+            memory = self.memory_of(chunk)
+            started = time.perf_counter()
+            result = plan(tickets, now, config, memory)
+            planned = time.perf_counter()
+            self.record(result, chunk)
+            record_s += time.perf_counter() - planned
+            plan_s += planned - started
+            matched += len(result.matches)
+        return matched, plan_s, record_s
 
 
-CHUNK = 500  # the runner plans due tickets 500 at a time (bot.runtime.cycle.CHUNK)
 
 
 def cold_start(state: State, now: datetime, config: Config) -> tuple[int, float]:
     """Evaluate every ticket (start or rules reload) in the runner's chunks; returns actions fired, seconds."""
-    keys = list(state.tickets)
-    fired, spent = 0, 0.0
-    for start in range(0, len(keys), CHUNK):
-        result, plan_s, _ = state.evaluate(keys[start:start + CHUNK], now, config)
-        fired += len(result.matches)
-        spent += plan_s
+    fired, spent, _ = state.evaluate(list(state.tickets), now, config)
     return fired, spent
 
 
@@ -114,9 +118,9 @@ def converge(state: State, now: datetime, config: Config, passes: int = 6) -> in
         due = state.due(now + timedelta(microseconds=1))
         if not due:
             return done
-        result, _, _ = state.evaluate(due, now + timedelta(microseconds=1), config)
+        fired, _, _ = state.evaluate(due, now + timedelta(microseconds=1), config)
         now += timedelta(microseconds=1)
-        if not result.matches:
+        if not fired:
             return done
     return passes
 
@@ -160,6 +164,5 @@ def steady_cycle(state: State, activity: Activity, now: datetime, config: Config
     due = state.due(now)
     keys = list(dict.fromkeys([*changed_keys, *due]))
     selected = time.perf_counter()
-    result, plan_s, record_s = state.evaluate(keys, now, config)
-    return CycleTiming(len(changed_keys), len(due), len(keys), len(result.matches), selected - started, plan_s,
-                       record_s)
+    fired, plan_s, record_s = state.evaluate(keys, now, config)
+    return CycleTiming(len(changed_keys), len(due), len(keys), fired, selected - started, plan_s, record_s)

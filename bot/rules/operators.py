@@ -363,8 +363,9 @@ def _is_empty(field: Field, value: Any, case_sensitive: bool) -> Test:
 
 
 def _empty_code(v: str) -> str:
-    """`_empty(v)` inline (a call per leaf is most of its cost)."""
-    return f'((_v := {v}) is None or _v == "" or (isinstance(_v, _collection) and not _v))'
+    """`_empty(v)` inline (a call per leaf is most of its cost); a true value is never empty, and the
+    usual value (a name, a group) is decided by its truth alone."""
+    return f'(not (_v := {v}) and (_v is None or _v == "" or isinstance(_v, _collection)))'
 
 
 @operator("is_set", set(Kind), "The field has a value (true) or not (false).", "group: {is_set: true}")

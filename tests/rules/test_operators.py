@@ -133,3 +133,12 @@ def test_ages_use_the_instant_given_not_the_clock():
     ticket = make_ticket(created_at=NOW)
     assert not compiled.test(ticket, NOW + timedelta(minutes=59))
     assert compiled.test(ticket, NOW + timedelta(minutes=61))
+
+
+@pytest.mark.parametrize("value", [None, "", "Ana", 0, 1, 0.0, False, True, [], [1], (), {}, {"a": 1}, frozenset(),
+                                   "  "])
+def test_emptiness_is_the_same_in_both_paths_for_any_custom_value(value):
+    """Only null, "" and empty lists or sets are empty; zero, false and an empty mapping are values."""
+    expected = value is None or value == "" or (isinstance(value, list | tuple | frozenset) and not value)
+    assert holds("custom.x: {is_empty: true}", custom={"x": value}) is expected
+    assert holds("custom.x: {is_set: true}", custom={"x": value}) is not expected
