@@ -217,9 +217,10 @@ def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str
         def earliest(ticket: Ticket, now: datetime) -> datetime | None:
             """A clock reaches a larger elapsed time no earlier, so the earliest change is the first
             crossing still ahead (one calendar lookup), or a helpdesk's own deadline when sooner."""
-            reading = binding.running(ticket, now, target)
-            if reading is None:
-                return None
+            found = binding.found if binding.ticket is ticket and binding.now is now else binding.readings(ticket, now)
+            reading = found.get(target)
+            if reading is None or reading.stopped_at is not None or reading.paused:
+                return None  # time does not move this clock
             now_us = binding.now_us
             own = reading.source == "deskbot"
             best = None
