@@ -123,6 +123,7 @@ class Leaf(Node):
     def code(self, bind: Callable[[Any], str]) -> str:
         read = getattr(bind, "read", None)  # Names: values may be shared within a generated function
         test, const = self.test, bind(self.test.const)
+        extra = [bind(item) for item in test.extra]
         if self.field.code is not None:
             value = self.field.code(bind)
         elif self.field.attr:
@@ -134,10 +135,10 @@ class Leaf(Node):
                 share, over = test.shared
                 shared = read(share(value))
                 if shared != share(value):
-                    return "(" + over(shared, const) + ")"
+                    return "(" + over(shared, value, const, *extra) + ")"
             if not self.field.attr:
                 value = read(value)
-        return "(" + test.code(value, const) + ")"
+        return "(" + test.code(value, const, *extra) + ")"
 
     def leaves(self) -> list[Leaf]:
         return [self]

@@ -33,18 +33,20 @@ class Test:
     An equality or membership test also gives `keys` and `key_code`: it holds exactly when the value
     read by `key_code(value_expr)` is one of `keys`, so a batch of conditions can look several rules'
     tests up in one table (`bot.rules.batch`) instead of checking them one by one. A text test may
-    give `shared`: (read, code) such that `code(read(value_expr), const)` is the same test, where
-    `read` is what several rules can share (the text case-folded once), so a batch folds a field
-    once for all the rules that read it.
+    give `shared`: (read, code) such that `code(read(value_expr), value_expr, const)` is the same
+    test, where `read` is what several rules can share (the text case-folded once), so a batch folds
+    a field once for all the rules that read it. `extra` are further constants the code names: both
+    codes are given their names after `const`'s.
     """
 
     const: Any
     check: Callable[[Any], bool]
-    code: Callable[[str, str], str]
+    code: Callable[..., str]
     shown: str
     keys: frozenset | None = None
     key_code: Callable[[str], str] | None = None
-    shared: tuple[Callable[[str], str], Callable[[str, str], str]] | None = None
+    shared: tuple[Callable[[str], str], Callable[..., str]] | None = None
+    extra: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,11 +172,22 @@ def as_text(v: str) -> str:
     return f'(_v if isinstance(_v := {v}, str) else "")'
 
 
+def ascii_lower(v: str) -> str:
+    """The text `v` reads in lower case when it is ASCII text (where that is exact case-blindness), else None."""
+    return f"(_v.lower() if isinstance(_v := {v}, str) and _v.isascii() else None)"
+
+
 def _equality_code(symbol: str, fold: bool, const: Any) -> Callable[[str, str], str]:
     """`v == c`; against null, `is None` (the same answer for every value a field reads, without a call)."""
     if const is None:
         return lambda v, c: f"{v} {'is' if symbol == '==' else 'is not'} None"
     return lambda v, c: f"{_read_code(fold, v)} {symbol} {c}"
+
+
+def _over_folded(symbol: str, const: Any) -> Callable[[str, str, str], str]:
+    """`_equality_code` over a value already folded (`fold_read`)."""
+    equality = _equality_code(symbol, False, const)
+    return lambda h, v, c: equality(h, c)
 
 
 EQUALITY = {Kind.TEXT, Kind.CHOICE, Kind.NUMBER, Kind.BOOL, Kind.ANY, Kind.DURATION}
@@ -188,7 +201,7 @@ def _eq(field: Field, value: Any, case_sensitive: bool) -> Test:
     fold = _fold(field, case_sensitive)
     keys = None if const is None else frozenset((const,))
     return Test(const, lambda v: read(v) == const, _equality_code("==", fold, const), show(value), keys,
-                lambda v: _read_code(fold, v), (fold_read, _equality_code("==", False, const)) if fold else None)
+                lambda v: _read_code(fold, v), (fold_read, _over_folded("==", const)) if fold else None)
 
 
 @operator("ne", EQUALITY, "Does not equal.", "status: {ne: pending}", ("is_not",))
@@ -196,7 +209,7 @@ def _ne(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, read = _scalar(field, value, case_sensitive), _read(_fold(field, case_sensitive))
     fold = _fold(field, case_sensitive)
     return Test(const, lambda v: read(v) != const, _equality_code("!=", fold, const), show(value),
-                shared=(fold_read, _equality_code("!=", False, const)) if fold else None)
+                shared=(fold_read, _over_folded("!=", const)) if fold else None)
 
 
 def _members(field: Field, value: Any, case_sensitive: bool) -> frozenset:
@@ -210,7 +223,7 @@ def _in(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _members(field, value, case_sensitive), _fold(field, case_sensitive)
     read = _read(fold)
     return Test(const, lambda v: read(v) in const, lambda v, c: f"{_read_code(fold, v)} in {c}", show(value),
-                const, lambda v: _read_code(fold, v), (fold_read, lambda h, c: f"{h} in {c}") if fold else None)
+                const, lambda v: _read_code(fold, v), (fold_read, lambda h, v, c: f"{h} in {c}") if fold else None)
 
 
 @operator("not_in", EQUALITY, "Is none of a list.", "status: {not_in: [pending, on_hold]}", ("none_of",))
@@ -218,7 +231,7 @@ def _not_in(field: Field, value: Any, case_sensitive: bool) -> Test:
     const, fold = _members(field, value, case_sensitive), _fold(field, case_sensitive)
     read = _read(fold)
     return Test(const, lambda v: read(v) not in const, lambda v, c: f"{_read_code(fold, v)} not in {c}",
-                show(value), shared=(fold_read, lambda h, c: f"{h} not in {c}") if fold else None)
+                show(value), shared=(fold_read, lambda h, v, c: f"{h} not in {c}") if fold else None)
 
 
 @operator("has", {Kind.TAGS}, "The ticket has this tag.", "tags: {has: vip}", ("includes",))
@@ -267,10 +280,10 @@ def _contains(field: Field, value: Any, case_sensitive: bool) -> Test:
     if case_sensitive:
         return Test(const, lambda v: isinstance(v, str) and const in v,
                     lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v)", show(value),
-                    shared=(as_text, lambda h, c: f"{c} in {h}"))
+                    shared=(as_text, lambda h, v, c: f"{c} in {h}"))
     return Test(const, lambda v: isinstance(v, str) and const in v.casefold(),
                 lambda v, c: f"(isinstance(_v := {v}, str) and {c} in _v.casefold())", show(value),
-                shared=(fold_text, lambda h, c: f"{c} in {h}"))
+                shared=(fold_text, lambda h, v, c: f"{c} in {h}"))
 
 
 @operator("not_contains", TEXTUAL, "The text does not contain this.", 'subject: {not_contains: "test"}')
@@ -278,7 +291,7 @@ def _not_contains(field: Field, value: Any, case_sensitive: bool) -> Test:
     inner = _contains(field, value, case_sensitive)
     read, code = inner.shared  # type: ignore[misc]
     return Test(inner.const, lambda v: not inner.check(v), lambda v, c: f"not {inner.code(v, c)}", show(value),
-                shared=(read, lambda h, c: f"not {code(h, c)}"))
+                shared=(read, lambda h, v, c: f"not {code(h, v, c)}"))
 
 
 @operator("starts_with", TEXTUAL, "The text starts with this.", 'subject: {starts_with: "[outage]"}')
@@ -288,7 +301,7 @@ def _starts_with(field: Field, value: Any, case_sensitive: bool) -> Test:
     fold_code = ".casefold()" if fold else ""
     return Test(const, lambda v: isinstance(v, str) and read(v).startswith(const),
                 lambda v, c: f"(isinstance(_v := {v}, str) and _v{fold_code}.startswith({c}))", show(value),
-                shared=(fold_text if fold else as_text, lambda h, c: f"{h}.startswith({c})"))
+                shared=(fold_text if fold else as_text, lambda h, v, c: f"{h}.startswith({c})"))
 
 
 @operator("matches", TEXTUAL, "A regular expression finds a match (ignoring case unless case_sensitive).",
@@ -301,14 +314,66 @@ def _matches(field: Field, value: Any, case_sensitive: bool) -> Test:
     except re.error as error:
         raise OperatorError(f"'{value}' is not a valid regular expression: {error}") from None
     search = pattern.search
-    return Test(pattern, lambda v: isinstance(v, str) and search(v) is not None,
-                lambda v, c: f"(isinstance(_v := {v}, str) and {c}.search(_v) is not None)", show(value))
+    required = _required_texts(pattern) if pattern.flags & re.IGNORECASE else None
+    if not required:
+        return Test(pattern, lambda v: isinstance(v, str) and search(v) is not None,
+                    lambda v, c: f"(isinstance(_v := {v}, str) and {c}.search(_v) is not None)", show(value))
+
+    def code(v: str, c: str, *texts: str) -> str:
+        present = " or ".join(f"{text} in {'(_l := _v.lower())' if i == 0 else '_l'}" for i, text in enumerate(texts))
+        return f"(isinstance(_v := {v}, str) and (not _v.isascii() or {present}) and {c}.search(_v) is not None)"
+
+    def over_lower(h: str, v: str, c: str, *texts: str) -> str:
+        present = " or ".join(f"{text} in _l" for text in texts)
+        return f"(((_l := {h}) is None or {present}) and isinstance(_v := {v}, str) and {c}.search(_v) is not None)"
+
+    return Test(pattern, lambda v: isinstance(v, str) and search(v) is not None, code, show(value),
+                shared=(ascii_lower, over_lower), extra=required)
+
+
+def _required_texts(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Lower-case ASCII texts one of which every match of a case-insensitive pattern contains.
+
+    Per top-level alternative, its longest run of plain characters (`refund|money back` gives both,
+    `cancel .*subscription` gives `subscription`). In ASCII text, ignoring case means exactly that the
+    lower-cased text contains the lower-cased run, so ASCII text containing none of them cannot match
+    and the regular expression (the slow part, ignoring case) need not run. None when an alternative
+    has no such run or the pattern is beyond this reading (it is then always run).
+    """
+    try:
+        from re import _constants, _parser  # the standard library's own reading of the pattern
+
+        tree = list(_parser.parse(pattern.pattern, pattern.flags))
+        branches = [tree]
+        if len(tree) == 1 and tree[0][0] is _constants.BRANCH:
+            branches = [list(branch) for branch in tree[0][1][1]]
+        texts = []
+        for branch in branches:
+            longest, run = "", []
+            for op, arg in [*branch, (None, None)]:
+                if op is _constants.LITERAL:
+                    run.append(chr(arg))
+                    continue
+                if len(run) > len(longest):
+                    longest = "".join(run)
+                run = []
+            if not longest or not longest.isascii():
+                return None
+            texts.append(longest.lower())
+        return tuple(dict.fromkeys(texts))
+    except Exception:  # a private module, or a form it reads differently: no shortcut, the same answers
+        return None
 
 
 @operator("not_matches", TEXTUAL, "A regular expression finds no match.", 'subject: {not_matches: "^re:"}')
 def _not_matches(field: Field, value: Any, case_sensitive: bool) -> Test:
     inner = _matches(field, value, case_sensitive)
-    return Test(inner.const, lambda v: not inner.check(v), lambda v, c: f"not {inner.code(v, c)}", show(value))
+    shared = None
+    if inner.shared is not None:
+        read, over = inner.shared
+        shared = (read, lambda h, v, c, *texts: f"not {over(h, v, c, *texts)}")
+    return Test(inner.const, lambda v: not inner.check(v), lambda v, c, *texts: f"not {inner.code(v, c, *texts)}",
+                show(value), shared=shared, extra=inner.extra)
 
 
 def _ordering(symbol: str, compare: Callable[[Any, Any], bool]):
