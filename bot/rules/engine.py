@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.calendar import from_us
 from bot.model import Firing, Plan, PlannedAction, RuleMatch, Ticket
 from bot.rules.actions import CompiledAction
 from bot.rules.batch import compile_verdicts
@@ -107,7 +108,7 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
                     break
             elif before is not None and before.matching:
                 updates[(rules[position].name, key)] = Firing(False, before.occurrence, before.fired_at)
-        if not stopped:
+        if not stopped and still_open:
             at = index.next_change(ticket, now, still_open)
             if at is not None and (soonest is None or at < soonest):
                 soonest = at
@@ -142,13 +143,20 @@ class _Index:
 
     def next_change(self, ticket: Ticket, now: datetime, still_open: list[int]) -> datetime | None:
         """The earliest instant after `now` at which time alone could flip one of these rules' verdicts."""
+        if not still_open:
+            return None
         key = tuple(still_open)
         waker = self.wakers.get(key)
         if waker is None:
-            if len(self.wakers) >= _WAKERS:
-                self.wakers.clear()
-            waker = self.wakers[key] = _Waker([self.times[position] for position in key])
+            waker = self.waker(key)
         return waker.next_change(ticket, now)
+
+    def waker(self, key: tuple[int, ...]) -> _Waker:
+        """The merged waker of one set of open rules, made once."""
+        if len(self.wakers) >= _WAKERS:
+            self.wakers.clear()
+        waker = self.wakers[key] = _Waker([self.times[position] for position in key])
+        return waker
 
 
 _WAKERS = 4096  # distinct sets of open rules remembered per file; tickets alike share a few
@@ -218,10 +226,16 @@ class _Waker:
                 at = start + offsets[i]
                 if best is None or at < best:
                     best = at
-        for ask in self.asks:
-            at = ask(ticket, now)
-            if at is not None and (best is None or at < best):
-                best = at
+        if self.asks:
+            soonest = None  # epoch microseconds
+            for ask in self.asks:
+                found = ask(ticket, now)
+                if found is not None and (soonest is None or found < soonest):
+                    soonest = found
+            if soonest is not None:
+                at = from_us(soonest)
+                if best is None or at < best:
+                    best = at
         for leaf in self.leaves:
             at = leaf.next_change(ticket, now)
             if at is not None and (best is None or at < best):

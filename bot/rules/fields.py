@@ -33,7 +33,7 @@ class Kind(enum.StrEnum):
 
 Getter = Callable[[Ticket, datetime], Any]
 NextChange = Callable[[Ticket, datetime, str, Any], "datetime | None"]
-AnnounceMany = Callable[[Sequence[tuple[str, str, Any]]], Callable[[Ticket, datetime], "datetime | None"]]
+AnnounceMany = Callable[[Sequence[tuple[str, str, Any]]], Callable[[Ticket, datetime], "int | None"]]
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class Field:
     `announce_many`, when given, is shared by fields that can answer together
     (an SLA target's measures): given comparisons as (field name, operator,
     const), it returns once a function of (ticket, now) giving the earliest
-    instant any of them could flip, so the planner asks once per ticket instead
-    of once per comparison; `slow` says a read may compute something (SLA
+    instant any of them could flip, in epoch microseconds (`bot.calendar.to_us`),
+    so the planner asks once per ticket instead of once per comparison; `slow` says a read may compute something (SLA
     clocks), so cheaper tests of a condition go first; `shorthand` is the
     operator a bare value means (default: equality).
     """

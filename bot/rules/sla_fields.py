@@ -188,10 +188,10 @@ _CODE = {
 
 
 def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str, str, Any]]],
-                                                             Callable[[Ticket, datetime], datetime | None]]:
+                                                             Callable[[Ticket, datetime], int | None]]:
     """`Field.announce_many` of one target's measures: their comparisons merged into one question."""
 
-    def prepare(comparisons: Sequence[tuple[str, str, Any]]) -> Callable[[Ticket, datetime], datetime | None]:
+    def prepare(comparisons: Sequence[tuple[str, str, Any]]) -> Callable[[Ticket, datetime], int | None]:
         breach, marks = False, set()
         for name, operator, const in comparisons:
             waits_for_breach, found, after = _announcement(name.rsplit(".", 1)[1], operator, const)
@@ -214,9 +214,10 @@ def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str
             by_goal[(goal, own)] = ordered = tuple(sorted(found))
             return ordered
 
-        def earliest(ticket: Ticket, now: datetime) -> datetime | None:
+        def earliest(ticket: Ticket, now: datetime) -> int | None:
             """A clock reaches a larger elapsed time no earlier, so the earliest change is the first
-            crossing still ahead (one calendar lookup), or a helpdesk's own deadline when sooner."""
+            crossing still ahead (one calendar lookup), or a helpdesk's own deadline when sooner
+            (epoch microseconds)."""
             found = binding.found if binding.ticket is ticket and binding.now is now else binding.readings(ticket, now)
             reading = found.get(target)
             if reading is None or reading.stopped_at is not None or reading.paused:
@@ -231,10 +232,15 @@ def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str
             ahead = by_goal.get((goal, own)) or crossings(goal, own)
             i = bisect_right(ahead, reading.elapsed)
             if i < len(ahead):
-                instant = reading.timeline.instant_us(ahead[i])
+                timeline = reading.timeline
+                if timeline.pauses_us:
+                    instant = timeline.instant_us(ahead[i])
+                else:  # Timeline.instant_us without pauses, inline
+                    calendar = timeline.calendar
+                    instant = calendar.add_us(timeline.start_us, ahead[i]) if calendar else timeline.start_us + ahead[i]
                 if instant is not None and instant > now_us and (best is None or instant < best):
                     best = instant
-            return None if best is None else from_us(best)
+            return best
 
         return earliest
 
