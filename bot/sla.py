@@ -461,10 +461,18 @@ class _Policy:
         resolved = (ticket.solved_at or ticket.status_changed_at or now) if ticket.status in _RESOLVED else None
         created_at, created_us = ticket.created_at, None
         for target, business, by_priority, counted in self.targets:
-            span = _span(ticket, target, resolved)
-            if span is None:
-                continue
-            started_at, stopped_at = span
+            if target == "next_reply":
+                span = _span(ticket, target, resolved)
+                if span is None:
+                    continue
+                started_at, stopped_at = span
+            else:  # `_span` of first reply and resolution, inline: every ticket has them
+                if created_at is None:
+                    continue
+                started_at = created_at
+                stopped_at = (ticket.first_responded_at or resolved) if target == "first_reply" else resolved
+                if stopped_at is not None and stopped_at < created_at:
+                    stopped_at = created_at
             platform_deadline = getattr(ticket.sla, f"{target}_due_at") if self.platform else None
             goal = by_priority[ticket.priority]
             if platform_deadline is None and goal is None:
@@ -495,10 +503,10 @@ def _measure_us(timeline: Timeline, start: int, end: int) -> int:
     return timeline.calendar.between_us(start, end) if timeline.calendar else end - start
 
 
-def _matcher(applies: AppliesTo | None) -> Callable[[Ticket], bool]:
-    """`AppliesTo.matches` with its lists folded once."""
+def _matcher(applies: AppliesTo | None) -> Callable[[Ticket], bool] | None:
+    """`AppliesTo.matches` with its lists folded once; None when the policy covers every ticket."""
     if applies is None:
-        return lambda ticket: True
+        return None
     groups = {name.casefold() for name in applies.groups}
     tags = frozenset(applies.tags)
     types = {name.casefold() for name in applies.types}
@@ -523,7 +531,7 @@ class ClockReader:
              history: Sequence[StatusChange] | None = None) -> dict[str, Reading]:
         """Readings by target ({} when no policy covers the ticket)."""
         for policy in self.policies:
-            if policy.covers(ticket):
+            if policy.covers is None or policy.covers(ticket):
                 return policy.read(ticket, now, to_us(now) if now_us is None else now_us, history)
         return {}
 
