@@ -321,11 +321,13 @@ class Reading:
             calendar = timeline.calendar
             elapsed = calendar.between_us(start, end) if calendar else end - start
         self.timeline, self.goal = timeline, goal
-        if deadline is WHEN_GOAL_REACHED:
+        if deadline is WHEN_GOAL_REACHED:  # the elapsed time is exactly the goal at the deadline, and never drops
             if stopped_at is None:
-                breached = elapsed >= goal  # the same as end >= deadline: elapsed time never decreases
-            else:
-                deadline = timeline.instant_us(goal)  # stopped exactly at the deadline is in time
+                breached = elapsed >= goal  # the same as end >= deadline
+            elif elapsed != goal:
+                breached = elapsed > goal  # the same as end > deadline
+            else:  # stopped with exactly the goal used: in time when it stopped at the deadline, not after
+                deadline = timeline.instant_us(goal)
                 breached = deadline is not None and end > deadline
         else:
             breached = deadline is not None and (end > deadline if stopped_at is not None else end >= deadline)
