@@ -185,6 +185,18 @@ def test_a_reply_exactly_at_the_deadline_meets_it() -> None:
     assert not clock.breached and clock.remaining == timedelta(0)
 
 
+def test_a_reply_after_closing_time_misses_a_deadline_at_closing_time() -> None:
+    """No business time passes after 17:00, yet the deadline (17:00) was passed: late, though nothing more was used."""
+    created = at(4)  # 13:00, 4h to reply in office hours: due at 17:00
+    clock = clocks(ticket(created_at=created, first_responded_at=at(9)), at(10), policy(calendar="office"),
+                   CALENDARS)["first_reply"]
+    assert (clock.deadline, clock.remaining) == (at(8), timedelta(0))
+    assert clock.breached
+    on_time = clocks(ticket(created_at=created, first_responded_at=at(8)), at(10), policy(calendar="office"),
+                     CALENDARS)["first_reply"]
+    assert not on_time.breached
+
+
 def test_a_running_clock_breaches_at_the_deadline_instant() -> None:
     assert not clocks(ticket(), at(4) - M, policy(), CALENDARS)["first_reply"].breached
     clock = clocks(ticket(), at(4), policy(), CALENDARS)["first_reply"]
