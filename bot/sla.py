@@ -223,13 +223,14 @@ class Timeline:
     same instants in epoch microseconds.
     """
 
-    __slots__ = ("calendar", "ongoing_us", "pauses", "pauses_us", "start_us", "started_at")
+    __slots__ = ("calendar", "last", "ongoing_us", "pauses", "pauses_us", "start_us", "started_at")
 
     def __init__(self, started_at: datetime, pauses: tuple[tuple[datetime, datetime | None], ...] = (),
                  calendar: Calendar | None = None, start_us: int | None = None) -> None:
         self.started_at, self.pauses, self.calendar = started_at, pauses, calendar
         self.start_us = to_us(started_at) if start_us is None else start_us
         self.ongoing_us: int | None = None  # where an ongoing pause began
+        self.last = (0, 0)  # the last (instant, elapsed) a Reading measured: targets sharing a timeline share it
         if pauses:
             self.pauses_us = tuple((to_us(a), None if b is None else to_us(b)) for a, b in pauses)
             for pause_start, pause_end in self.pauses_us:
@@ -315,11 +316,16 @@ class Reading:
             frozen_at = now_us if ongoing is None else ongoing
         start = timeline.start_us
         end = frozen_at if frozen_at > start else start
-        if timeline.pauses_us:
-            elapsed = timeline.elapsed_us(end)
-        else:  # Timeline.elapsed_us without pauses, inline: this runs for every ticket and target
-            calendar = timeline.calendar
-            elapsed = calendar.between_us(start, end) if calendar else end - start
+        last = timeline.last
+        if last[0] == end and end:
+            elapsed = last[1]
+        else:
+            if timeline.pauses_us:
+                elapsed = timeline.elapsed_us(end)
+            else:  # Timeline.elapsed_us without pauses, inline: this runs for every ticket and target
+                calendar = timeline.calendar
+                elapsed = calendar.between_us(start, end) if calendar else end - start
+            timeline.last = (end, elapsed)
         self.timeline, self.goal = timeline, goal
         if deadline is WHEN_GOAL_REACHED:  # the elapsed time is exactly the goal at the deadline, and never drops
             if stopped_at is None:
@@ -458,8 +464,17 @@ class _Policy:
         calendar = self.calendar
         if calendar is None:
             raise ValueError(f"policy '{self.name}' names unknown calendar '{self.spec.calendar}'")
-        pauses = _pauses(ticket, now, self.pausing, history) if self.pausing else ()
+        pausing = self.pausing
+        if not pausing:
+            pauses: tuple[tuple[datetime, datetime | None], ...] = ()
+        elif history:
+            pauses = _pauses(ticket, now, pausing, history)
+        elif ticket.status in pausing:  # `_pauses` without a history, inline (a Status equals its value)
+            pauses = ((ticket.status_changed_at or ticket.updated_at or ticket.created_at or now, None),)
+        else:
+            pauses = ()
         result: dict[str, Reading] = {}
+        shared: Timeline | None = None  # first reply and resolution run on one timeline until one stops
         resolved = (ticket.solved_at or ticket.status_changed_at or now) if ticket.status in _RESOLVED else None
         created_at, created_us = ticket.created_at, None
         for target, business, by_priority, counted in self.targets:
@@ -482,12 +497,16 @@ class _Policy:
             own = _clip(pauses, started_at, stopped_at) if pauses else ()
             if platform_deadline is not None:  # the helpdesk already moved its deadline for past pauses
                 own = tuple(p for p in own if p[1] is None) if stopped_at is None else ()
-            start_us = None
-            if started_at is created_at:  # first reply and resolution both start at creation: convert once
-                if created_us is None:
-                    created_us = to_us(created_at)
-                start_us = created_us
-            timeline = Timeline(started_at, own, counted, start_us)
+            if (shared is not None and started_at is shared.started_at and own == shared.pauses
+                    and counted is shared.calendar):
+                timeline = shared
+            else:
+                start_us = None
+                if started_at is created_at:  # first reply and resolution both start at creation: convert once
+                    if created_us is None:
+                        created_us = to_us(created_at)
+                    start_us = created_us
+                timeline = shared = Timeline(started_at, own, counted, start_us)
             if platform_deadline is not None:
                 deadline: Any = to_us(platform_deadline)
                 goal = _measure_us(timeline, timeline.start_us, deadline)
