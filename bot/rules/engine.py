@@ -61,6 +61,7 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
     tickets = tickets if isinstance(tickets, list | tuple) else list(tickets)
     remembered = _by_ticket(memory, rules, index.position, len(tickets))
     fired_now: dict[int, Firing] = {}  # Firing is frozen: one per occurrence number serves every ticket
+    wakers = index.wakers
     for ticket in tickets:
         key = ticket.key
         soonest: datetime | None = None
@@ -109,7 +110,10 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
             elif before is not None and before.matching:
                 updates[(rules[position].name, key)] = Firing(False, before.occurrence, before.fired_at)
         if not stopped and still_open:
-            at = index.next_change(ticket, now, still_open)
+            waker = wakers.get(tuple(still_open))  # `_Index.next_change`, inline
+            if waker is None:
+                waker = index.waker(tuple(still_open))
+            at = waker.next_change(ticket, now)
             if at is not None and (soonest is None or at < soonest):
                 soonest = at
         if soonest is not None:
