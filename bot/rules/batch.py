@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.model import Ticket
-from bot.rules.conditions import Group, Leaf, Names, Node, code_namespace, conjoin, disjoin
+from bot.rules.conditions import Group, Leaf, Names, Node, code_namespace, conjoin, disjoin, in_all_order
 from bot.rules.fields import Kind
 
 #: Fewest rules sharing a field that make a lookup worth its call; how many lookups may nest.
@@ -204,8 +204,8 @@ class _Builder:
     def _rule(self, rule: _Rule, bind: Names) -> list[str]:
         """Statements for one rule: append its number to `_m` when it holds, to `_o` when time could flip it."""
         number = rule.number
-        timeless = sorted((c for c in rule.conjuncts if not _time_based(c)), key=lambda c: c.cost())
-        timed = sorted((c for c in rule.conjuncts if _time_based(c)), key=lambda c: c.cost())
+        timeless = sorted((c for c in rule.conjuncts if not _time_based(c)), key=in_all_order)
+        timed = sorted((c for c in rule.conjuncts if _time_based(c)), key=in_all_order)
         guard = conjoin([c.code(bind) for c in timeless])
         inner: list[str] = []
         if timed and self.with_open:
