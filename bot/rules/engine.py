@@ -59,24 +59,27 @@ def plan(tickets: Iterable[Ticket], now: datetime, config: Config, memory: Memor
     index = _index_for(rules)
     verdicts = index.verdicts
     tickets = tickets if isinstance(tickets, list | tuple) else list(tickets)
-    remembered = _by_ticket(memory, rules, index.position, len(tickets))
+    remembered, stale = _by_ticket(memory, rules, index.position, len(tickets))
     fired_now: dict[int, Firing] = {}  # Firing is frozen: one per occurrence number serves every ticket
     wakers = index.wakers
     for ticket in tickets:
         key = ticket.key
         soonest: datetime | None = None
         held, still_open = verdicts(ticket, now)  # positions of rules that hold / time could flip, in file order
-        memo = remembered(key)  # (position -> Firing, positions that were matching)
-        if memo is not None:  # rules that do not hold still see their memory, to record a falling edge
-            entries, matching = memo
+        entries = remembered(key)  # position -> Firing
+        if entries:  # rules that do not hold still see their memory, to record a falling edge
             holds: Container[int] = set(held)
-            if holds == matching:  # the same rules hold as before: no edge, only repeats can fire
+            if stale is None or key in stale:
+                matching: Container[int] = {at for at, firing in entries.items() if firing.matching}
+            else:
+                matching = entries.keys()  # every remembered rule was matching
+            if matching == holds:  # the same rules hold as before: no edge, only repeats can fire
                 repeats = index.repeating
-                visit: Iterable[int] = () if matching.isdisjoint(repeats) else sorted(matching & repeats)
+                visit: Iterable[int] = () if holds.isdisjoint(repeats) else sorted(holds & repeats)
             else:
                 visit = sorted(entries.keys() | holds)
         else:
-            entries, visit, holds = None, held, held
+            visit = holds = held
         stopped = False
         for position in visit:
             before = entries.get(position) if entries else None
@@ -262,32 +265,29 @@ def _index_for(rules: tuple[CompiledRule, ...]) -> _Index:
     return index
 
 
-def _by_ticket(memory: Memory, rules: tuple[CompiledRule, ...], position: Mapping[str, int],
-               tickets: int) -> Callable[[str], tuple[dict[int, Firing], set[int]] | None]:
-    """Memory per ticket key, by rule position, with the positions that were matching: grouped once when
-    that is cheaper than one lookup per (rule, ticket)."""
+def _by_ticket(memory: Memory, rules: tuple[CompiledRule, ...], position: Mapping[str, int], tickets: int
+               ) -> tuple[Callable[[str], dict[int, Firing] | None], Container[str] | None]:
+    """Memory per ticket key, by rule position (grouped once when that is cheaper than one lookup per
+    (rule, ticket)), and the tickets with a remembered rule that no longer matched (None: any may have)."""
     if not memory:
-        return lambda key: None
+        return (lambda key: None), ()
     if len(memory) <= tickets * len(rules):
-        grouped: dict[str, tuple[dict[int, Firing], set[int]]] = {}
+        grouped: dict[str, dict[int, Firing]] = {}
+        stale: set[str] = set()
         for (name, key), firing in memory.items():
             at = position.get(name)
             if at is None:
                 continue
             found = grouped.get(key)
             if found is None:
-                found = grouped[key] = ({}, set())
-            found[0][at] = firing
-            if firing.matching:
-                found[1].add(at)
-        return grouped.get
+                grouped[key] = {at: firing}
+            else:
+                found[at] = firing
+            if not firing.matching:
+                stale.add(key)
+        return grouped.get, stale
     get = memory.get
-
-    def one_by_one(key: str) -> tuple[dict[int, Firing], set[int]] | None:
-        entries = {i: f for i, rule in enumerate(rules) if (f := get((rule.name, key))) is not None}
-        return (entries, {i for i, f in entries.items() if f.matching}) if entries else None
-
-    return one_by_one
+    return (lambda key: {i: f for i, rule in enumerate(rules) if (f := get((rule.name, key))) is not None}), None
 
 
 def _match(rule: CompiledRule, ticket: Ticket, now: datetime, occurrence: int) -> RuleMatch:
