@@ -62,32 +62,32 @@ class SlaBinding:
 
     Every SLA leaf of every rule asks for the same ticket at the same instant in turn (conditions, then
     next-change announcements), so the clocks are computed once per ticket and evaluation. The memo is
-    plain attributes (`ticket`, `now`, `found`, `now_us`) so compiled conditions can check it inline.
+    one tuple, `last` = (ticket, now, readings, now in µs), replaced whole: compiled conditions check
+    it inline, and a reader never sees one ticket's readings beside another ticket's key.
     """
 
-    __slots__ = ("_clocks", "announcers", "calendars", "fields", "found", "now", "now_us", "policies", "reader",
-                 "ticket")
+    __slots__ = ("_clocks", "announcers", "calendars", "fields", "last", "policies", "reader")
 
     def __init__(self, policies: tuple[SlaPolicySpec, ...], calendars: Mapping[str, Calendar]) -> None:
         self.policies, self.calendars = policies, calendars
         self.reader = ClockReader(policies, calendars)
-        self.ticket: Ticket | None = None
-        self.now: datetime | None = None
-        self.found: dict[str, Reading] = {}
-        self.now_us = 0
+        self.last: tuple[Ticket | None, datetime | None, dict[str, Reading], int] = (None, None, {}, 0)
         self._clocks: tuple[dict[str, Reading] | None, dict[str, Clock]] = (None, {})
         self.fields: dict[str, Field] = {}  # one Field per name, shared by every leaf of the file
         self.announcers: dict[str, Callable[..., Any]] = {}  # per target: `Field.announce_many`
 
     def readings(self, ticket: Ticket, now: datetime) -> dict[str, Reading]:
         """The ticket's clock readings at `now`."""
-        if self.ticket is ticket and self.now == now:
-            return self.found
-        if self.now != now:
-            self.now_us = to_us(now)
-        self.found = found = self.reader.read(ticket, now, self.now_us)
-        self.ticket, self.now = ticket, now
-        return found
+        return self.memo(ticket, now)[2]
+
+    def memo(self, ticket: Ticket, now: datetime) -> tuple[Ticket, datetime, dict[str, Reading], int]:
+        """`last` for this ticket and instant, read now if it is another's."""
+        last = self.last
+        if last[0] is ticket and last[1] == now:
+            return last  # type: ignore[return-value]
+        now_us = last[3] if last[1] == now else to_us(now)
+        self.last = last = (ticket, now, self.reader.read(ticket, now, now_us), now_us)
+        return last
 
     def clocks(self, ticket: Ticket, now: datetime) -> dict[str, Clock]:
         """The ticket's clocks at `now` (rules evaluated in one pass share one computation)."""
@@ -100,8 +100,7 @@ class SlaBinding:
 
     def running(self, ticket: Ticket, now: datetime, target: str) -> Reading | None:
         """The target's reading when time moves it (not stopped, not paused), else None."""
-        found = self.found if self.ticket is ticket and self.now is now else self.readings(ticket, now)
-        reading = found.get(target)
+        reading = self.readings(ticket, now).get(target)
         if reading is None or reading.stopped_at is not None or reading.paused:
             return None
         return reading
@@ -152,13 +151,14 @@ def _build(name: str, binding: SlaBinding) -> Field:
         reading = binding.running(ticket, now, target)
         if reading is None:
             return None
+        now_us = binding.memo(ticket, now)[3]
         try:
             plan = plans[(operator, const)]
         except KeyError:
             plan = plans[(operator, const)] = _announcement(measure, operator, const)
         except TypeError:  # an unhashable constant
             plan = _announcement(measure, operator, const)
-        at = reading.next_change(binding.now_us, *plan)
+        at = reading.next_change(now_us, *plan)
         return None if at is None else from_us(at)
 
     announcer = binding.announcers.get(target)
@@ -167,7 +167,7 @@ def _build(name: str, binding: SlaBinding) -> Field:
 
     def code(name_of: Callable[[Any], str]) -> str:
         b, found = name_of(binding), name_of(target)
-        readings = f"({b}.found if {b}.ticket is t and {b}.now is now else {b}.readings(t, now))"
+        readings = f"(_q[2] if (_q := {b}.last)[0] is t and _q[1] is now else {b}.readings(t, now))"
         return _CODE[measure].format(r=f"(_r := {readings}.get({found}))", from_us=name_of(from_us))
 
     return Field(name, kind, doc, example, _getter(binding, target, measure),
@@ -218,11 +218,13 @@ def _announcer(binding: SlaBinding, target: str) -> Callable[[Sequence[tuple[str
             """A clock reaches a larger elapsed time no earlier, so the earliest change is the first
             crossing still ahead (one calendar lookup), or a helpdesk's own deadline when sooner
             (epoch microseconds)."""
-            found = binding.found if binding.ticket is ticket and binding.now is now else binding.readings(ticket, now)
-            reading = found.get(target)
+            last = binding.last
+            if last[0] is not ticket or last[1] is not now:
+                last = binding.memo(ticket, now)
+            reading = last[2].get(target)
             if reading is None or reading.stopped_at is not None or reading.paused:
                 return None  # time does not move this clock
-            now_us = binding.now_us
+            now_us = last[3]
             own = reading.source == "deskbot"
             best = None
             if breach and not own:
@@ -290,8 +292,9 @@ def _next_due_field(name: str, binding: SlaBinding) -> Field:
         return min(found, key=lambda r: (r.deadline, TARGETS.index(r.target))).target if found else None
 
     def next_change(ticket: Ticket, now: datetime, operator: str, const: Any) -> datetime | None:
+        now_us = binding.memo(ticket, now)[3]
         at = min((r.deadline for r in due(ticket, now)), default=None)  # type: ignore[type-var]
-        return from_us(at) if at is not None and at > binding.now_us else None
+        return from_us(at) if at is not None and at > now_us else None
 
     return Field(name, Kind.CHOICE, "Which target (first_reply, next_reply, resolution) is due soonest among "
                  "running, unbreached clocks; empty when none is.", f"{name}: first_reply", getter,
